@@ -1,0 +1,333 @@
+"""Service settings: one class, nested groups, flat `INVOICER_*` environment names (DESIGN §5).
+
+Every field's alias is its environment name without the prefix, so `INVOICER_AMQP_URL` fills
+`settings.amqp.url`. Values come from the environment, then a `.env` file; `load_settings`
+validates them and stops with one line per bad setting, named as the operator wrote it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from dotenv import dotenv_values
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from consumer.durations import format_duration, parse_duration
+
+ENV_PREFIX = "INVOICER_"
+# Values of these never appear in messages: the AMQP URL carries the broker password.
+SECRET_ENV_NAMES = frozenset(
+    {"INVOICER_AMQP_URL", "INVOICER_AFOSTO_API_KEY", "INVOICER_WEBHOOK_SECRETS"}
+)
+CRASH_POINTS = (
+    "after_receive",
+    "after_mutation_sent",
+    "after_mutation_returned",
+    "after_publish_before_ack",
+    "during_pdf_poll",
+)
+CrashPoint = Literal[
+    "after_receive",
+    "after_mutation_sent",
+    "after_mutation_returned",
+    "after_publish_before_ack",
+    "during_pdf_poll",
+]
+
+_T = TypeVar("_T", int, timedelta)
+
+
+def _between(lo: _T, hi: _T) -> AfterValidator:
+    def show(v: _T) -> str:
+        return format_duration(v) if isinstance(v, timedelta) else str(v)
+
+    def check(value: _T) -> _T:
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {show(lo)} and {show(hi)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class AmqpSettings(_Group):
+    """The broker connection and the names this installation declares on it."""
+
+    url: SecretStr = Field(SecretStr("amqp://guest:guest@localhost:5672/"), alias="AMQP_URL")
+    input_exchange: Name = Field("fulfilment", alias="INPUT_EXCHANGE")
+    output_exchange: Name = Field("invoicing", alias="OUTPUT_EXCHANGE")
+    queue_prefix: Name = Field("invoicer", alias="QUEUE_PREFIX")
+    publish_timeout: Annotated[
+        Duration, _between(timedelta(milliseconds=100), timedelta(minutes=5))
+    ] = Field(timedelta(seconds=10), alias="PUBLISH_TIMEOUT")
+    connect_timeout: Annotated[Duration, _between(timedelta(seconds=1), timedelta(minutes=5))] = (
+        Field(timedelta(seconds=10), alias="CONNECT_TIMEOUT")
+    )
+    # Quorum queues requeue a crashed consumer's message forever unless told otherwise.
+    delivery_limit: Annotated[int, _between(1, 1000)] = Field(20, alias="DELIVERY_LIMIT")
+    wait_tiers: Annotated[tuple[Duration, ...], BeforeValidator(_split_commas)] = Field(
+        tuple(timedelta(seconds=s) for s in (1, 5, 30, 120, 600, 3600)), alias="WAIT_TIERS"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _amqp_url(cls, value: SecretStr) -> SecretStr:
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise ValueError("must be an amqp:// or amqps:// URL with a host")
+        return value
+
+    @field_validator("wait_tiers")
+    @classmethod
+    def _tiers(cls, value: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
+        if not value:
+            raise ValueError("needs at least one delay")
+        if any(t < timedelta(milliseconds=10) or t > timedelta(days=7) for t in value):
+            raise ValueError("every delay must be between 10ms and 7d")
+        return tuple(sorted(set(value)))
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password masked, fit for logs and `check` output."""
+        return redact_url(self.url.get_secret_value())
+
+
+class AfostoSettings(_Group):
+    """Afosto's GraphQL endpoint and how patiently to talk to it."""
+
+    url: str = Field("https://afosto.app/graphql", alias="AFOSTO_URL")
+    api_key: SecretStr = Field(SecretStr(""), alias="AFOSTO_API_KEY")
+    timeout: Annotated[Duration, _between(timedelta(milliseconds=100), timedelta(minutes=5))] = (
+        Field(timedelta(seconds=10), alias="AFOSTO_TIMEOUT")
+    )
+    max_tries: Annotated[int, _between(1, 10)] = Field(3, alias="AFOSTO_MAX_TRIES")
+    retry_budget: Annotated[Duration, _between(timedelta(0), timedelta(minutes=5))] = Field(
+        timedelta(seconds=10), alias="AFOSTO_RETRY_BUDGET"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+
+class WebhookSettings(_Group):
+    """Secrets accepted on `POST /webhooks/afosto`; several at once allow rotation."""
+
+    secrets: Annotated[tuple[SecretStr, ...], BeforeValidator(_split_commas)] = Field(
+        (), alias="WEBHOOK_SECRETS"
+    )
+
+
+class HttpSettings(_Group):
+    host: str = Field("0.0.0.0", alias="HTTP_HOST")
+    port: Annotated[int, _between(0, 65535)] = Field(8080, alias="HTTP_PORT")
+
+
+class PipelineSettings(_Group):
+    """How many messages at once, how long to wait for Afosto, how to retry."""
+
+    concurrency: Annotated[int, _between(1, 1000)] = Field(16, alias="CONCURRENCY")
+    pdf_deadline: Annotated[Duration, _between(timedelta(seconds=1), timedelta(days=7))] = Field(
+        timedelta(minutes=30), alias="PDF_DEADLINE"
+    )
+    recheck_deadline: Annotated[Duration, _between(timedelta(seconds=1), timedelta(days=7))] = (
+        Field(timedelta(hours=1), alias="RECHECK_DEADLINE")
+    )
+    drain_deadline: Annotated[Duration, _between(timedelta(0), timedelta(minutes=10))] = Field(
+        timedelta(seconds=30), alias="DRAIN_DEADLINE"
+    )
+    max_attempts: Annotated[int, _between(1, 100)] = Field(8, alias="MAX_ATTEMPTS")
+    retry_delay: Annotated[Duration, _between(timedelta(milliseconds=10), timedelta(hours=1))] = (
+        Field(timedelta(seconds=5), alias="RETRY_DELAY")
+    )
+    max_message_bytes: Annotated[int, _between(1024, 16 * 1024 * 1024)] = Field(
+        256 * 1024, alias="MAX_MESSAGE_BYTES"
+    )
+
+
+class LogSettings(_Group):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")
+    format: Literal["json", "text"] = Field("json", alias="LOG_FORMAT")
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class TestingSettings(_Group):
+    """Test-only switches; never set them in production."""
+
+    crash_at: CrashPoint | None = Field(None, alias="CRASH_AT")
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; see `ENV_NAMES` for the flat environment names."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_file=".env")
+
+    amqp: AmqpSettings = AmqpSettings()
+    afosto: AfostoSettings = AfostoSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    http: HttpSettings = HttpSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    log: LogSettings = LogSettings()
+    testing: TestingSettings = TestingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _FlatSource(settings_cls, _read_flat(os.environ, Path(".env"))))
+
+    def secret_values(self) -> list[str]:
+        """Every secret value in force (API key, webhook secrets, AMQP password), for redaction."""
+        values = [self.afosto.api_key.get_secret_value()]
+        values += [s.get_secret_value() for s in self.webhook.secrets]
+        url = self.amqp.url.get_secret_value()
+        values += [url, urlsplit(url).password or ""]
+        return [v for v in values if v]
+
+
+class SettingsError(Exception):
+    """One or more settings are wrong; the message names each, one per line."""
+
+
+def _groups() -> dict[str, type[_Group]]:
+    groups: dict[str, type[_Group]] = {}
+    for name, field in Settings.model_fields.items():
+        assert isinstance(field.annotation, type)
+        assert issubclass(field.annotation, _Group)
+        groups[name] = field.annotation
+    return groups
+
+
+def _env_fields() -> dict[str, tuple[str, str, FieldInfo]]:
+    out: dict[str, tuple[str, str, FieldInfo]] = {}
+    for group, model in _groups().items():
+        for attr, info in model.model_fields.items():
+            assert info.alias is not None
+            out[ENV_PREFIX + info.alias] = (group, attr, info)
+    return out
+
+
+ENV_NAMES: Mapping[str, str] = {env: f"{g}.{a}" for env, (g, a, _) in _env_fields().items()}
+"""Flat environment name → `group.attribute`, e.g. `INVOICER_AMQP_URL` → `amqp.url`."""
+
+
+def _read_flat(environ: Mapping[str, str], env_file: Path | None) -> dict[str, str]:
+    flat: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        flat.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    flat.update({k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)})
+    return flat
+
+
+def _nest(flat: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    nested: dict[str, dict[str, str]] = {}
+    for env, (group, _, info) in _env_fields().items():
+        if env in flat:
+            assert info.alias is not None
+            nested.setdefault(group, {})[info.alias] = flat[env]
+    return nested
+
+
+class _FlatSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], flat: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._flat = flat
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # whole groups come from __call__
+
+    def __call__(self) -> dict[str, Any]:
+        return _nest(self._flat)
+
+
+def _describe(exc: ValidationError) -> str:
+    by_alias = {(g, i.alias): env for env, (g, _, i) in _env_fields().items()}
+    lines = []
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        env = by_alias.get((str(loc[0]), str(loc[1]) if len(loc) > 1 else ""))
+        name = env or ".".join(str(p) for p in loc)
+        message = error["msg"].removeprefix("Value error, ")
+        value = error.get("input")
+        hidden = name in SECRET_ENV_NAMES or error["type"] == "missing"
+        got = "" if hidden else f", got {value if isinstance(value, str) else repr(value)}"
+        lines.append(f"{name}: {message}{got}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Validated settings from `environ` (default: the process) and `env_file` if it exists."""
+    flat = _read_flat(os.environ if environ is None else environ, _path(env_file))
+    try:
+        return Settings.model_validate(_nest(flat))
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
+    """`INVOICER_*` variables that name no setting (typos the operator should hear about)."""
+    env = os.environ if environ is None else environ
+    return sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in ENV_NAMES)
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by `***`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _path(env_file: str | Path | None) -> Path | None:
+    return None if env_file is None else Path(env_file)
