@@ -1,14 +1,14 @@
 """The one error tree. The consume loop alone maps these onto ack, delay or dead-letter.
 
-    InvoicerError
-    ├── Transient        retry later: in-process (tenacity) for API calls, then broker-delayed
-    │   │                tiers; once `max_attempts` is spent, dead-letter with `exhausted_reason`
-    │   └── RateLimited  back off and slow the whole client; carries `retry_after` seconds
-    ├── Permanent        dead-letter now with `reason` (one of DEAD_REASONS) and a detail
-    ├── Conflict         Afosto refused the mutation (VALIDATION_ERROR) or its outcome is
-    │                    unknown: read before retrying (DESIGN §3); never leaves a handler
-    └── Systemic         concerns every message (401/403, broker gone): pause consuming,
-                         fail readiness, probe; the delivery is returned to its queue untouched
+InvoicerError
+├── Transient        retry later: in-process (tenacity) for API calls, then broker-delayed
+│   │                tiers; once `max_attempts` is spent, dead-letter with `exhausted_reason`
+│   └── RateLimited  back off and slow the whole client; carries `retry_after` seconds
+├── Permanent        dead-letter now with `reason` (one of DEAD_REASONS) and a detail
+├── Conflict         Afosto refused the mutation (VALIDATION_ERROR) or its outcome is
+│                    unknown: read before retrying (DESIGN §3); never leaves a handler
+└── Systemic         concerns every message (401/403, broker gone): pause consuming,
+                     fail readiness, probe; the delivery is returned to its queue untouched
 """
 
 from __future__ import annotations
@@ -79,7 +79,18 @@ class Permanent(InvoicerError):
 
 
 class Conflict(InvoicerError):
-    """`invoiceItems` was refused or its outcome is unknown; the caller must read first."""
+    """`invoiceItems` was refused or its outcome is unknown; the caller must read first.
+
+    `field` is Afosto's `extensions.field` of a VALIDATION_ERROR (None when absent);
+    `unknown_outcome` is True when the mutation may have committed (timeout, lost connection).
+    """
+
+    def __init__(
+        self, detail: str, *, field: str | None = None, unknown_outcome: bool = False
+    ) -> None:
+        super().__init__(detail)
+        self.field = field
+        self.unknown_outcome = unknown_outcome
 
 
 class Systemic(InvoicerError):

@@ -19,6 +19,18 @@ if TYPE_CHECKING:
 
 Stage = Literal["triggers", "intents", "pdf"]
 
+CrashPoint = Literal[
+    "after_receive",  # handler entry, before any Afosto call (issue and plan)
+    "after_mutation_sent",  # invoiceItems committed, response not read (fired by the client)
+    "after_mutation_returned",  # invoiceItems answered, nothing published yet (issue)
+    "after_publish_before_ack",  # fired by the consume loop
+    "during_pdf_poll",  # pdf handler, before querying the invoice
+]
+
+
+def no_crash(point: CrashPoint) -> None:
+    """The production crash hook: crash points are for tests only."""
+
 
 class AfostoApi(Protocol):
     """The three Afosto operations the pipeline needs (implemented in consumer/afosto)."""
@@ -44,6 +56,8 @@ class Deps:
     clock: Clock
     pdf_deadline: timedelta
     recheck_deadline: timedelta
+    # Tests make a named point raise or kill the process; wired in consumer/, never from env here.
+    crash: Callable[[CrashPoint], None] = no_crash
 
 
 @dataclass(frozen=True)
@@ -86,4 +100,6 @@ class Route:
     stage: Stage
     parse: Callable[[bytes, str | None, str | None], BaseModel]  # (body, content_type, message_id)
     handle: Callable[[BaseModel, Deps, Context], Awaitable[list[Outgoing]]]
-    summary: Callable[[BaseModel], dict[str, str | None]]  # event/order/invoice ids for the log line
+    summary: Callable[
+        [BaseModel], dict[str, str | None]
+    ]  # event/order/invoice ids for the log line

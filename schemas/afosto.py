@@ -105,6 +105,11 @@ class Invoice(AfostoModel):
         """Every order item (unit) id on the invoice, sorted."""
         return tuple(sorted({i for line in self.lines for i in line.ids}))
 
+    @property
+    def order_ids(self) -> tuple[str, ...]:
+        """Every order with items on the invoice, sorted."""
+        return tuple(sorted({o.id for o in self.orders} | {line.order_id for line in self.lines}))
+
 
 class LineIds(AfostoModel):
     ids: tuple[str, ...] = ()

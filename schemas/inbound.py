@@ -19,6 +19,7 @@ class RecheckState(Internal):
 
     first_seen: AwareDatetime
     check: int = Field(ge=1)
+    overdue: bool = False  # sent past the deadline beside an intent: the last look
 
 
 class TriggerEvent(Inbound):

@@ -1,0 +1,33 @@
+"""Deterministic ids: the same facts always get the same id, so every retry converges."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Final
+
+# uuid5(NAMESPACE_URL, "urn:afosto-invoicer:invoice" / ":event"); never change them.
+INVOICE_NAMESPACE: Final = uuid.UUID("20082a45-696e-5176-8fcd-87705a59db9f")
+EVENT_NAMESPACE: Final = uuid.UUID("6bb62d5e-db62-53a2-8b7b-76ac91409c6e")
+
+
+def invoice_id_for(item_ids: Iterable[str]) -> str:
+    """UUIDv5 of the sorted, unique item ids joined by commas: one set of items, one invoice."""
+    return str(uuid.uuid5(INVOICE_NAMESPACE, ",".join(sorted(set(item_ids)))))
+
+
+def event_id_for(invoice_id: str, event_type: str) -> str:
+    """UUIDv5 per (invoice, event type): consumers dedupe on it."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{event_type}:{invoice_id}"))
+
+
+def intent_message_id(invoice_id: str) -> str:
+    return f"intent:{invoice_id}"
+
+
+def pdf_check_message_id(invoice_id: str, check: int) -> str:
+    return f"pdf:{invoice_id}:{check}"
+
+
+def recheck_message_id(event_id: str, check: int) -> str:
+    return f"recheck:{event_id}:{check}"

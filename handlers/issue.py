@@ -1,0 +1,97 @@
+"""Stage issue: intent → invoiceItems → invoice.created, then the first PDF check (DESIGN §3).
+
+A refused or unknown-outcome mutation is never retried blindly: read `invoice(invoice_id)`
+first; if it exists, continue as success (same deterministic event id); if not, re-plan the
+intent's ids that are still invoiceable; none left means someone else invoiced them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Final
+
+from handlers.errors import Conflict, Permanent, Transient
+from handlers.ids import event_id_for, intent_message_id, invoice_id_for, pdf_check_message_id
+from handlers.plan import ORDER_NOT_FOUND_ATTEMPTS
+from handlers.ports import Context, Deps, Emit, Forward, Outgoing
+from schemas.afosto import Invoice
+from schemas.internal import Intent, PdfCheck
+from schemas.outbound import InvoiceCreated, InvoiceOut
+
+PDF_FIRST_DELAY: Final = timedelta(seconds=1)
+# A VALIDATION_ERROR on these fields means "already invoiced / no longer invoiceable": re-plan.
+# Any other field (different customers, currencies, …) cannot be fixed by retrying.
+REPLANNABLE_FIELDS: Final = frozenset({None, "invoice_id", "items"})
+MAX_REPLANS: Final = 5
+SAME_SET_REPLAN_DELAY: Final = timedelta(seconds=5)
+
+
+async def issue(intent: Intent, deps: Deps, ctx: Context) -> list[Outgoing]:
+    """Create the invoice of the intent, or converge on the one that already exists."""
+    deps.crash("after_receive")
+    try:
+        invoice = await deps.api.invoice_items(intent.item_ids, intent.invoice_id)
+    except Conflict as conflict:
+        return await _read_before_retry(intent, conflict, deps)
+    deps.crash("after_mutation_returned")
+    return issued(invoice, intent.correlation_id, deps.clock.now())
+
+
+def issued(invoice: Invoice, correlation_id: str, now: datetime) -> list[Outgoing]:
+    """invoice.created, then the first PDF check (at once when the PDF already exists)."""
+    created = InvoiceCreated(
+        event_id=event_id_for(invoice.id, "invoice.created"),
+        occurred_at=invoice.created_at,
+        correlation_id=correlation_id,
+        invoice=InvoiceOut.from_afosto(invoice),
+        order_ids=invoice.order_ids,
+        item_ids=invoice.item_ids,
+    )
+    delay = None if invoice.pdf_url else PDF_FIRST_DELAY
+    check = PdfCheck(
+        invoice_id=invoice.id,
+        invoice_number=invoice.number,
+        correlation_id=correlation_id,
+        created_at=invoice.created_at,
+        due_at=now + (delay or timedelta()),
+        check=1,
+    )
+    return [
+        Emit(created, created.event_id, created.event_type, correlation_id),
+        Forward("pdf", check, pdf_check_message_id(invoice.id, 1), correlation_id, delay),
+    ]
+
+
+async def _read_before_retry(intent: Intent, conflict: Conflict, deps: Deps) -> list[Outgoing]:
+    existing = await deps.api.invoice(intent.invoice_id)
+    if existing is not None:
+        return issued(existing, intent.correlation_id, deps.clock.now())
+    if not conflict.unknown_outcome and conflict.field not in REPLANNABLE_FIELDS:
+        raise Permanent(
+            "api_rejected",
+            f"invoiceItems refused invoice {intent.invoice_id} of order {intent.order_id} "
+            f"(field {conflict.field}): {conflict.detail}",
+        )
+    order = await deps.api.order(intent.order_id)
+    if order is None:
+        raise Transient(
+            f"order {intent.order_id} of intent {intent.invoice_id} not found at Afosto",
+            max_attempts=ORDER_NOT_FOUND_ATTEMPTS,
+            exhausted_reason="order_not_found",
+        )
+    remaining = tuple(sorted(set(intent.item_ids) & set(order.invoiceable_ids)))
+    if not remaining:
+        return []  # invoiced by someone else (another event, another instance)
+    if intent.replans >= MAX_REPLANS:
+        raise Permanent(
+            "api_rejected",
+            f"invoice {intent.invoice_id} of order {intent.order_id} still refused after "
+            f"{intent.replans} re-plans: {conflict.detail}",
+        )
+    invoice_id = invoice_id_for(remaining)
+    again = intent.model_copy(
+        update={"invoice_id": invoice_id, "item_ids": remaining, "replans": intent.replans + 1}
+    )
+    # The same set again means the refusal was not explained by the order: give Afosto a moment.
+    delay = SAME_SET_REPLAN_DELAY if invoice_id == intent.invoice_id else None
+    return [Forward("intents", again, intent_message_id(invoice_id), intent.correlation_id, delay)]

@@ -1,0 +1,98 @@
+"""Stage plan: order event → the order's INVOICE ids → an intent (DESIGN §3).
+
+The event is only a trigger: Afosto's order.actions decides. An empty INVOICE is "nothing to
+do" unless the event promised something Afosto does not show yet (early event); then the
+trigger comes back through the wait tiers until RECHECK_DEADLINE, then `not_invoiceable`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Final
+
+from handlers.delays import growing_delay, until_deadline
+from handlers.errors import Permanent, Transient
+from handlers.ids import intent_message_id, invoice_id_for, recheck_message_id
+from handlers.ports import Context, Deps, Forward, Outgoing
+from schemas.afosto import Order
+from schemas.inbound import RecheckState, TriggerEvent
+from schemas.internal import Intent
+
+# An order event can beat the order's replication at Afosto by a moment: a short grace.
+ORDER_NOT_FOUND_ATTEMPTS: Final = 4
+RECHECK_FIRST: Final = timedelta(seconds=5)
+RECHECK_CAP: Final = timedelta(minutes=5)
+
+
+async def plan(event: TriggerEvent, deps: Deps, ctx: Context) -> list[Outgoing]:
+    """Intent for what Afosto lists under INVOICE, plus a re-check when the event is early."""
+    deps.crash("after_receive")
+    order = await deps.api.order(event.order_id)
+    if order is None:
+        raise Transient(
+            f"order {event.order_id} not found at Afosto",
+            max_attempts=ORDER_NOT_FOUND_ATTEMPTS,
+            exhausted_reason="order_not_found",
+        )
+    now = deps.clock.now()
+    first_seen = event.invoicer_recheck.first_seen if event.invoicer_recheck else now
+    out: list[Outgoing] = []
+    if order.invoiceable_ids:
+        out.append(_intent(order, event, first_seen))
+    waiting = _waiting_for(event, order)
+    if waiting:
+        deadline = first_seen + deps.recheck_deadline
+        overdue = event.invoicer_recheck is not None and event.invoicer_recheck.overdue
+        if now >= deadline and (overdue or not out):
+            raise Permanent(
+                "not_invoiceable",
+                f"order {order.id} after {event.event_type} {event.event_id}: {waiting} "
+                f"still not invoiceable {deps.recheck_deadline} after first seen",
+            )
+        # Past the deadline with an intent to send: send it, and look one last time after it.
+        out.append(_recheck(event, first_seen, now, deadline))
+    return out
+
+
+def _intent(order: Order, event: TriggerEvent, first_seen: datetime) -> Forward:
+    ids = order.invoiceable_ids
+    intent = Intent(
+        invoice_id=invoice_id_for(ids),
+        order_id=order.id,
+        customer_id=order.customer.customer_id,
+        item_ids=ids,
+        correlation_id=event.event_id,
+        event_type=event.event_type,
+        first_seen=first_seen,
+    )
+    return Forward("intents", intent, intent_message_id(intent.invoice_id), event.event_id)
+
+
+def _waiting_for(event: TriggerEvent, order: Order) -> str:
+    """What the event promised that Afosto does not show yet ('' when nothing)."""
+    known = set(order.invoiceable_ids) | order.invoiced_ids
+    missing = sorted(set(event.item_ids or ()) - known)
+    pending = order.pending_return_actions if event.event_type == "order.returned" else ()
+    parts = []
+    if missing:
+        parts.append(f"item ids {missing} neither under INVOICE nor invoiced")
+    if pending:
+        parts.append(f"return steps pending {list(pending)}")
+    return "; ".join(parts)
+
+
+def _recheck(
+    event: TriggerEvent, first_seen: datetime, now: datetime, deadline: datetime
+) -> Forward:
+    check = event.invoicer_recheck.check + 1 if event.invoicer_recheck else 1
+    overdue = now >= deadline
+    delay = RECHECK_CAP if overdue else growing_delay(check, first=RECHECK_FIRST, cap=RECHECK_CAP)
+    state = RecheckState(first_seen=first_seen, check=check, overdue=overdue)
+    again = event.model_copy(update={"invoicer_recheck": state})
+    return Forward(
+        "triggers",
+        again,
+        recheck_message_id(event.event_id, check),
+        event.event_id,
+        delay if overdue else until_deadline(delay, now, deadline),
+    )
