@@ -1,0 +1,272 @@
+"""Self-healing: the consumer watchdog and the Afosto circuit (pause, probe, resume).
+
+Two failure modes make RabbitMQ consumers go silently idle or burn their retries:
+- connected but not consuming (the broker cancelled the consumer, the queue was deleted, a
+  restore after reconnect failed): the watchdog asks the broker how many consumers each queue
+  has, re-subscribes through the runtime, and readiness fails while it cannot;
+- a systemic failure (Afosto says UNAUTHORIZED/FORBIDDEN, or has been down for a while): the
+  circuit opens, consumers are paused so messages wait in their queues, a probe retries with
+  backoff, and consumption resumes by itself once the probe passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Protocol
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential_jitter
+
+from consumer.broker_inspect import QueueInspector, QueueState
+from consumer.http.health import Check
+from consumer.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+PauseReason = Literal["unauthorized", "forbidden", "api_down"]
+Probe = Callable[[], Awaitable[None]]
+"""One cheap authenticated Afosto call; returns when the API answers normally, raises otherwise."""
+
+
+class ConsumerSet(Protocol):
+    """What the controller needs from the consume loop (implemented in consumer/amqp)."""
+
+    def expected(self) -> Mapping[str, int]:
+        """Queue name → consumers this process should hold on it while consuming."""
+
+    async def resubscribe(self, queue: str) -> None:
+        """Consume `queue` again (re-declaring it if the broker lost it); raise if impossible."""
+
+    async def pause(self) -> None:
+        """Stop taking deliveries (cancel the consumers); deliveries in flight finish."""
+
+    async def resume(self) -> None:
+        """Take deliveries again on every queue."""
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    watchdog_interval: float = 5.0
+    # A consumer may be missing for a moment while the robust connection restores it.
+    misses_before_repair: int = 2
+    api_down_after: float = 30.0  # consecutive failures for this long open the circuit
+    api_down_min_failures: int = 5
+    probe_initial: float = 1.0
+    probe_max: float = 60.0
+    triggers_queue: str | None = None  # for invoicer_oldest_trigger_age_seconds
+
+
+class Controller:
+    """Owns the watchdog task and the circuit; use as an async context manager."""
+
+    def __init__(
+        self,
+        *,
+        consumers: ConsumerSet,
+        inspector: QueueInspector,
+        probe: Probe,
+        metrics: Metrics,
+        config: ControlConfig | None = None,
+    ) -> None:
+        self._consumers = consumers
+        self._inspector = inspector
+        self._probe = probe
+        self._metrics = metrics
+        self._config = config or ControlConfig()
+        self._lock = asyncio.Lock()  # pause, resume and re-subscribe never interleave
+        self._open_reason: PauseReason | None = None
+        self._paused = False
+        self._failing_since: float | None = None
+        self._failures = 0
+        self._misses: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def circuit_open(self) -> bool:
+        return self._open_reason is not None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    async def __aenter__(self) -> Controller:
+        self._spawn(self._watchdog())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- circuit --
+
+    def systemic(self, reason: PauseReason, detail: str = "") -> None:
+        """Open the circuit (idempotent): pause consumers and probe until Afosto recovers."""
+        if self._open_reason is not None:
+            return
+        self._open_reason = reason
+        self._metrics.circuit_open.set(1)
+        self._metrics.pauses.labels(reason=reason).inc()
+        log.error("pausing consumption: afosto %s %s", reason, detail[:200])
+        self._spawn(self._trip())
+
+    def api_result(self, ok: bool) -> None:
+        """Feed every Afosto round trip here; sustained failure opens the circuit."""
+        if ok:
+            self._failing_since, self._failures = None, 0
+            return
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        self._failures += 1
+        sustained = now - self._failing_since >= self._config.api_down_after
+        if sustained and self._failures >= self._config.api_down_min_failures:
+            self.systemic("api_down", f"{self._failures} failures in a row")
+
+    async def _trip(self) -> None:
+        async with self._lock:
+            await self._call_until_done(self._consumers.pause, "pause")
+            self._paused = True
+            self._metrics.paused.set(1)
+        initial = self._config.probe_initial
+        retrying = AsyncRetrying(
+            wait=wait_exponential_jitter(
+                initial=initial, max=self._config.probe_max, jitter=initial
+            ),
+            retry=retry_if_exception_type(Exception),
+            stop=stop_never,
+            reraise=True,
+        )
+        await asyncio.sleep(self._config.probe_initial)
+        async for attempt in retrying:
+            with attempt:
+                await self._probe_once()
+        async with self._lock:
+            await self._call_until_done(self._consumers.resume, "resume")
+            self._paused = False
+            self._metrics.paused.set(0)
+        self._open_reason = None
+        self._failing_since, self._failures = None, 0
+        self._metrics.circuit_open.set(0)
+        log.warning("afosto answers again: consumption resumed")
+
+    async def _probe_once(self) -> None:
+        try:
+            await self._probe()
+        except Exception as exc:
+            self._metrics.probes.labels(outcome="failed").inc()
+            log.info("afosto probe failed: %s", type(exc).__name__)
+            raise
+        self._metrics.probes.labels(outcome="ok").inc()
+
+    async def _call_until_done(self, step: Callable[[], Awaitable[None]], name: str) -> None:
+        # Pausing or resuming can fail while the broker is away; it must still happen.
+        delay = self._config.probe_initial
+        while True:
+            try:
+                await step()
+                return
+            except Exception as exc:
+                log.warning("%s consumers failed (%s); retrying", name, type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._config.probe_max)
+
+    # -- watchdog --
+
+    def _expected(self) -> dict[str, int]:
+        if self._paused:
+            return {}
+        return {q: n for q, n in self._consumers.expected().items() if n > 0}
+
+    async def _watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.watchdog_interval)
+            try:
+                await self.watch_once()
+            except Exception as exc:
+                log.warning("consumer watchdog could not ask the broker: %s", type(exc).__name__)
+
+    async def watch_once(self) -> None:
+        """Ask the broker once; re-subscribe queues missing a consumer for long enough."""
+        expected = self._expected()
+        if not expected:
+            return
+        states = await self._inspector.queue_states(list(expected))
+        self._record(states)
+        for queue, want in expected.items():
+            if not self._missing(states.get(queue), want):
+                self._misses[queue] = 0
+                continue
+            self._misses[queue] = self._misses.get(queue, 0) + 1
+            if self._misses[queue] < self._config.misses_before_repair:
+                continue
+            log.warning("queue %s has no consumer of ours on the broker: re-subscribing", queue)
+            async with self._lock:
+                if self._paused:
+                    return
+                try:
+                    await self._consumers.resubscribe(queue)
+                except Exception as exc:
+                    self._metrics.resubscribes.labels(queue=queue, outcome="failed").inc()
+                    log.error("re-subscribing %s failed: %s", queue, type(exc).__name__)
+                    continue
+            self._metrics.resubscribes.labels(queue=queue, outcome="ok").inc()
+            self._misses[queue] = 0
+
+    @staticmethod
+    def _missing(state: QueueState | None, want: int) -> bool:
+        return state is None or state.consumers < want
+
+    def _record(self, states: Mapping[str, QueueState | None]) -> None:
+        for queue, state in states.items():
+            self._metrics.consumers_registered.labels(queue=queue).set(
+                state.consumers if state else 0
+            )
+            self._metrics.queue_messages.labels(queue=queue).set(state.messages if state else 0)
+            if queue == self._config.triggers_queue and state is not None and not state.messages:
+                self._metrics.oldest_trigger_age.set(0)
+
+    # -- readiness --
+
+    async def readiness(self) -> Sequence[Check]:
+        """Broker reachable, every consumer registered (asked of the broker), circuit closed."""
+        checks = [
+            Check(
+                "afosto",
+                self._open_reason is None,
+                {"circuit": "open" if self._open_reason else "closed", "reason": self._open_reason},
+            ),
+            Check("consuming", not self._paused, {"paused": self._paused}),
+        ]
+        expected = self._expected()
+        try:
+            states = await self._inspector.queue_states(list(expected))
+        except Exception as exc:
+            error = {"error": type(exc).__name__}
+            return [Check("broker", False, error), Check("consumers", False, error), *checks]
+        self._record(states)
+        queues = {
+            q: {"expected": want, "registered": s.consumers if s else 0, "exists": s is not None}
+            for q, want in expected.items()
+            for s in [states.get(q)]
+        }
+        missing = [q for q, want in expected.items() if self._missing(states.get(q), want)]
+        consumers = Check("consumers", not missing, {"missing": missing, "queues": queues})
+        return [Check("broker", True), consumers, *checks]
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,1 @@
+"""The one HTTP server: Afosto webhooks, health, readiness and metrics (DESIGN §5)."""

@@ -1,0 +1,204 @@
+"""The webhook at the socket level: oversize bodies, slow clients, and a broker that goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from consumer.http.server import ServerLimits, build_app, serving
+from consumer.http.webhooks import WebhookConfig, WebhookIngress
+from consumer.metrics import Metrics
+from tests.integration.http_support import (
+    InputExchange,
+    TcpProxy,
+    TestTriggerPublisher,
+    envelope,
+    input_exchange,
+    raw_request,
+    signed_headers,
+    status_of,
+)
+from tests.integration.test_webhooks import AlwaysReady
+
+pytestmark = pytest.mark.integration
+
+SECRET = "transport-secret"
+LIMIT = 256 * 1024
+HEADER_TIMEOUT = 1.0
+BODY_TIMEOUT = 1.0
+
+
+@dataclass
+class Server:
+    port: int
+    metrics: Metrics
+    exchange: InputExchange
+    proxy: TcpProxy
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/webhooks/afosto"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    """The webhook publishing through a TCP proxy in front of the real broker."""
+    proxy = TcpProxy()
+    await proxy.start()
+    async with input_exchange() as exchange:
+        publisher = TestTriggerPublisher(proxy.url, exchange.name, timeout=1.0)
+        await publisher.start()
+        metrics = Metrics()
+        config = WebhookConfig(
+            secrets=(SecretStr(SECRET),), body_timeout=BODY_TIMEOUT, publish_timeout=2.0
+        )
+        app = build_app(
+            metrics=metrics,
+            readiness=AlwaysReady(),
+            webhook=WebhookIngress(config, publisher, metrics),
+        )
+        limits = ServerLimits(header_timeout=HEADER_TIMEOUT)
+        try:
+            async with serving(app, "127.0.0.1", 0, limits) as port:
+                yield Server(port, metrics, exchange, proxy)
+        finally:
+            await proxy.cut()
+            with contextlib.suppress(Exception):
+                await publisher.close()
+
+
+def _head(
+    length: int | None, *, chunked: bool = False, content_type: str = "application/json"
+) -> bytes:
+    lines = [
+        "POST /webhooks/afosto HTTP/1.1",
+        "Host: 127.0.0.1",
+        f"Content-Type: {content_type}",
+        "X-Afosto-Hmac-Sha256: " + "0" * 64,
+    ]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def test_oversize_content_length_is_refused_before_the_body_is_sent(server: Server) -> None:
+    # Only the head goes out: the answer must not wait for a body.
+    answer = await raw_request(server.port, _head(LIMIT + 1))
+
+    assert status_of(answer) == 413
+    assert b"connection: close" in answer.lower()
+    assert await server.exchange.drain() == []
+
+
+async def test_body_at_the_limit_is_read_and_judged_on_its_signature(server: Server) -> None:
+    body = b" " * LIMIT  # whitespace: valid size, invalid envelope
+
+    answer = await raw_request(server.port, _head(len(body)) + body)
+
+    assert status_of(answer) == 401
+
+
+async def test_oversize_chunked_body_is_cut_at_the_limit(server: Server) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(_head(None, chunked=True))
+    chunk = b"x" * 65536
+    answer = b""
+    try:
+        # Four chunks reach the limit exactly; the fifth byte crosses it.
+        for piece in [chunk] * 4 + [b"y"] + [chunk] * 60:
+            writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            await writer.drain()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    answer = await reader.read(65536)
+            if answer:
+                break
+    except ConnectionError:
+        pass  # the server may close while we keep sending
+    finally:
+        writer.transport.abort()
+
+    assert status_of(answer) == 413
+    assert (
+        server.metrics.registry.get_sample_value(
+            "invoicer_webhook_requests_total", {"status": "413"}
+        )
+        == 1
+    )
+
+
+async def test_slow_headers_lose_the_connection(server: Server) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    head = _head(2)
+    sent = 0
+    closed = False
+    try:
+        for byte in head:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            sent += 1
+            await asyncio.sleep(0.05)
+            if reader.at_eof() or writer.transport.is_closing():
+                closed = True
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.001):
+                    if await reader.read(1) == b"":
+                        closed = True
+                        break
+    except ConnectionError:
+        closed = True
+    finally:
+        writer.transport.abort()
+
+    assert closed, "the server kept a connection whose headers never completed"
+    assert sent < len(head)
+
+
+async def test_slow_body_gets_408_and_is_not_enqueued(server: Server) -> None:
+    body = envelope()
+    head = _head(len(body)).replace(
+        b"0" * 64, signed_headers(body, SECRET)["X-Afosto-Hmac-Sha256"].encode()
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(head + body[:10])  # then stall
+        await writer.drain()
+        async with asyncio.timeout(BODY_TIMEOUT * 5):
+            answer = await reader.read(65536)
+    finally:
+        writer.transport.abort()
+
+    assert status_of(answer) == 408
+    assert await server.exchange.drain() == []
+
+
+async def test_broker_unreachable_gives_503_then_recovers(server: Server) -> None:
+    body = envelope(message_id="msg_outage")
+    headers = signed_headers(body, SECRET)
+    async with aiohttp.ClientSession() as session:
+        await server.proxy.cut()
+        async with session.post(server.url, data=body, headers=headers) as response:
+            assert response.status == 503
+            assert response.headers["Retry-After"].isdigit()
+
+        await server.proxy.restore()
+        status = 503
+        async with asyncio.timeout(20):
+            while status == 503:  # Afosto's retries, compressed
+                await asyncio.sleep(0.3)
+                async with session.post(server.url, data=body, headers=headers) as response:
+                    status = response.status
+                    answer = await response.json()
+
+    assert (status, answer["status"]) == (200, "enqueued")  # the 503 did not mark it seen
+    [message] = await server.exchange.drain()
+    assert message.message_id == "msg_outage"
