@@ -1,0 +1,112 @@
+"""Where the simulator's news goes: the input exchange (AMQP) and signed Afosto webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import aiohttp
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
+log = logging.getLogger(__name__)
+USER_AGENT = "Afosto/1.0 (+https://afosto.com/docs/webhooks)"
+
+
+def compact_json(body: Any) -> bytes:
+    """Afosto's serialization: compact, non-ASCII left raw, no trailing newline."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign(body: bytes, secret: str) -> str:
+    """Lowercase hex HMAC-SHA256 of the raw body keyed with the secret's UTF-8 bytes."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class AmqpPublisher:
+    """Publishes JSON events on a topic exchange, persistent, with publisher confirms."""
+
+    def __init__(self, url: str, exchange: str) -> None:
+        self._url = url
+        self.exchange_name = exchange
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect_robust(self._url)
+        self._channel = await self._connection.channel(publisher_confirms=True)
+        self._exchange = await self._channel.declare_exchange(
+            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+
+    async def publish(self, routing_key: str, body: bytes, message_id: str) -> None:
+        assert self._exchange is not None, "start() first"
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            content_encoding="utf-8",
+            message_id=message_id,
+            type=routing_key,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._exchange.publish(message, routing_key=routing_key, timeout=10)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+
+@dataclass
+class WebhookSender:
+    """POSTs signed envelopes; retries non-2xx answers a few times like Afosto does."""
+
+    url: str
+    secret: str = field(repr=False)
+    endpoint_id: str
+    tenant: str
+    attempts: int = 3
+    backoff_s: float = 0.2
+    deliveries: list[tuple[str, int]] = field(default_factory=list)
+    _session: aiohttp.ClientSession | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+
+    def headers(self, body: bytes) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Afosto-Hmac-Sha256": sign(body, self.secret),
+            "X-Afosto-Endpoint": self.endpoint_id,
+            "X-Afosto-Tenant": self.tenant,
+        }
+
+    async def send(self, body: bytes, message_id: str) -> int:
+        """Deliver one envelope; the last HTTP status, or 0 if the endpoint was unreachable."""
+        assert self._session is not None, "start() first"
+        status = 0
+        for attempt in range(self.attempts):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                async with self._session.post(self.url, data=body, headers=self.headers(body)) as r:
+                    status = r.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.info("webhook %s not delivered: %s", message_id, type(exc).__name__)
+                status = 0
+            if 200 <= status < 300:
+                break
+        self.deliveries.append((message_id, status))
+        return status
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
