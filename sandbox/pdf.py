@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from xml.sax.saxutils import escape
 from datetime import UTC, datetime
 
 from reportlab.lib import colors
@@ -53,15 +54,15 @@ def render(invoice: Invoice) -> bytes:
         Paragraph(f"Factuurdatum: {created}", styles["Normal"]),
         Paragraph(f"Orders: {', '.join(o.number for o in invoice.orders)}", styles["Normal"]),
         Spacer(1, 4 * mm),
-        Paragraph("Klant: " + " · ".join(filter(None, who)), styles["Normal"]),
+        Paragraph("Klant: " + escape(" · ".join(filter(None, who))), styles["Normal"]),
         Spacer(1, 6 * mm),
     ]
-    rows: list[list[str]] = [["Omschrijving", "Aantal", "Prijs", "BTW", "Totaal"]]
+    rows: list[list[object]] = [["Omschrijving", "Aantal", "Prijs", "BTW", "Totaal"]]
     for line in invoice.lines:
         label = f"{line.label} (creditering)" if line.is_contra else line.label
         rows.append(
             [
-                label,
+                Paragraph(escape(label), styles["BodyText"]),
                 str(line.quantity),
                 format_eur(line.unit_price),
                 _rate(line.vat.rate),
