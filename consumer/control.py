@@ -143,7 +143,7 @@ class Controller:
         initial = self._config.probe_initial
         retrying = AsyncRetrying(
             wait=wait_exponential_jitter(
-                initial=initial, max=self._config.probe_max, jitter=initial
+                multiplier=initial, max=self._config.probe_max, jitter=initial
             ),
             retry=retry_if_exception_type(Exception),
             stop=stop_never,

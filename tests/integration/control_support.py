@@ -1,0 +1,60 @@
+"""A test-only ConsumerSet over real aio-pika consumers, until the runtime's lands."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+
+Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+QUORUM: dict[str, Any] = {"x-queue-type": "quorum"}
+
+
+class TestConsumerSet:
+    """One consumer per queue on one channel; pause cancels, resume consumes again."""
+
+    __test__ = False
+
+    def __init__(self, channel: AbstractChannel, handlers: Mapping[str, Handler]) -> None:
+        self._channel = channel
+        self._handlers = dict(handlers)
+        self._queues: dict[str, AbstractQueue] = {}
+        self._tags: dict[str, str] = {}
+        self.resubscribed: list[str] = []
+
+    def expected(self) -> Mapping[str, int]:
+        return dict.fromkeys(self._handlers, 1)
+
+    async def start(self) -> None:
+        for name in self._handlers:
+            await self._consume(name)
+
+    async def _consume(self, name: str) -> None:
+        queue = await self._channel.declare_queue(name, durable=True, arguments=QUORUM)
+        self._queues[name] = queue
+        self._tags[name] = await queue.consume(self._handlers[name])
+
+    async def resubscribe(self, queue: str) -> None:
+        self.resubscribed.append(queue)
+        self._tags.pop(queue, None)
+        await self._consume(queue)
+
+    async def pause(self) -> None:
+        for name, tag in list(self._tags.items()):
+            await self._queues[name].cancel(tag)
+            del self._tags[name]
+
+    async def resume(self) -> None:
+        for name in self._handlers:
+            if name not in self._tags:
+                await self._consume(name)
+
+
+async def delete_queues(names: list[str], url: str) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        for name in names:
+            await channel.queue_delete(name)
