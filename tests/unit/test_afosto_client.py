@@ -1,0 +1,318 @@
+"""The Afosto client against a real HTTP server: error mapping, retries, limiter, timeouts."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from consumer.afosto import AfostoClient
+from consumer.afosto.errors import parse_retry_after
+from consumer.metrics import Metrics
+from handlers.errors import Conflict, RateLimited, Systemic, Transient
+from handlers.ports import CrashPoint
+from tests.unit.afosto_server import Reply, answer, gql_error, hang_up, serving, slow
+
+KEY = "sk_test_very_secret_key"
+
+INVOICE: dict[str, Any] = {
+    "id": "inv-1",
+    "number": "INV-00001",
+    "currency": "EUR",
+    "created_at": 1767603600000,
+    "customer": {"reference": None, "contact": {"id": "c1", "email": "c1@example.test"}},
+    "orders": [{"id": "o1", "number": "1042"}],
+    "lines": [
+        {
+            "ids": ["a"],
+            "order_id": "o1",
+            "sku": "S",
+            "label": "L",
+            "quantity": 1,
+            "unit_price": 1210,
+            "total": 1210.0,
+            "total_ex_vat": "1000",
+            "vat": {"rate": 21, "amount": 210},
+            "is_contra": False,
+            "brand": "extra fields are fine",
+        }
+    ],
+    "subtotal": 1210,
+    "total": 1210,
+    "total_ex_vat": 1000,
+    "vat": [{"rate": 21, "amount": 210}],
+    "reimbursement": {"status": "OPEN", "amount_paid": 0, "amount_due": 1210},
+    "pdf_url": None,
+}
+ORDER: dict[str, Any] = {
+    "id": "o1",
+    "number": 1042,
+    "customer": INVOICE["customer"],
+    "actions": [{"action": "INVOICE", "ids": ["b", "a"]}, {"action": "SOMETHING_NEW", "ids": []}],
+    "invoices": [],
+}
+
+
+class Sleeps:
+    """Injected instead of asyncio.sleep: records, never waits."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@asynccontextmanager
+async def client_for(*replies: Reply, **kw: Any) -> AsyncIterator[tuple[AfostoClient, Any, Sleeps]]:
+    sleeps = Sleeps()
+    async with serving(*replies) as script:
+        options: dict[str, Any] = {"sleep": sleeps, "timeout": 2.0} | kw
+        async with AfostoClient(script.url, SecretStr(KEY), **options) as client:
+            yield client, script, sleeps
+
+
+async def test_order_query_sends_bearer_and_variables_and_parses_tolerantly() -> None:
+    async with client_for(answer({"data": {"order": ORDER}})) as (client, script, _):
+        order = await client.order("o1")
+    assert order is not None
+    assert order.number == "1042"
+    assert order.invoiceable_ids == ("a", "b")
+    assert script.headers[0]["Authorization"] == f"Bearer {KEY}"
+    assert script.requests[0]["variables"] == {"id": "o1"}
+    assert script.requests[0]["query"].startswith("query Order(")
+
+
+async def test_invoice_query_reads_money_as_int_float_or_string() -> None:
+    async with client_for(answer({"data": {"invoice": INVOICE}})) as (client, _, _):
+        invoice = await client.invoice("inv-1")
+    assert invoice is not None
+    line = invoice.lines[0]
+    assert (line.total, line.total_ex_vat) == (1210, 1000)
+    assert invoice.created_at == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("method", ["order", "invoice"])
+async def test_not_found_is_none(method: str) -> None:
+    async with client_for(gql_error("NOT_FOUND", status=404)) as (client, script, _):
+        assert await getattr(client, method)("missing") is None
+    assert len(script.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        gql_error("UNAUTHORIZED"),
+        gql_error("FORBIDDEN"),
+        answer({"errors": [{"message": "no", "extensions": {"status": 401}}]}),
+        answer("unauthorized", status=401),
+        answer({}, status=403),
+    ],
+)
+async def test_auth_failures_are_systemic_and_not_retried(reply: Reply) -> None:
+    async with client_for(reply) as (client, script, _):
+        with pytest.raises(Systemic):
+            await client.order("o1")
+    assert len(script.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        gql_error("INTERNAL_SERVER_ERROR"),
+        answer("<html>bad gateway</html>", status=502),
+        answer("{not json"),
+        answer({"data": "nope"}),
+        gql_error("SOMETHING_ELSE"),
+    ],
+)
+async def test_transient_failures_are_retried_three_times_then_raised(reply: Reply) -> None:
+    async with client_for(reply) as (client, script, sleeps):
+        with pytest.raises(Transient):
+            await client.order("o1")
+    assert len(script.requests) == 3
+    assert len(sleeps.calls) == 2
+    assert all(0 <= s <= 4 for s in sleeps.calls)
+
+
+async def test_transient_then_success_returns_the_answer() -> None:
+    replies = (answer({}, status=503), answer({"data": {"order": ORDER}}))
+    async with client_for(*replies) as (client, script, _):
+        assert await client.order("o1") is not None
+    assert len(script.requests) == 2
+
+
+async def test_rate_limited_in_200_backs_off_and_slows_everyone() -> None:
+    replies = (gql_error("RATE_LIMITED"), answer({"data": {"order": ORDER}}))
+    async with client_for(*replies, concurrency=8) as (client, script, sleeps):
+        assert await client.order("o1") is not None
+        assert client.limiter.limit < 8  # reduced concurrency for a while
+    assert len(script.requests) == 2
+    assert sleeps.calls[0] >= 0.9  # Afosto's advice: 1 s first
+
+
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+async def test_429_retry_after_is_honoured_in_both_forms(form: str) -> None:
+    when = datetime.now(UTC) + timedelta(seconds=5)
+    value = "5" if form == "seconds" else format_datetime(when, usegmt=True)
+    replies = (
+        answer({}, status=429, headers={"Retry-After": value}),
+        answer({"data": {"order": ORDER}}),
+    )
+    async with client_for(*replies) as (client, script, sleeps):
+        assert await client.order("o1") is not None
+    assert len(script.requests) == 2
+    assert 3.5 <= max(sleeps.calls) <= 5.0
+
+
+async def test_retry_after_beyond_the_budget_is_left_to_the_broker() -> None:
+    reply = answer({}, status=429, headers={"Retry-After": "120"})
+    async with client_for(reply, retry_budget=10.0) as (client, script, _):
+        with pytest.raises(RateLimited) as err:
+            await client.order("o1")
+        # every other call now waits out the pause before it is sent
+        assert client.limiter.pause_remaining > 50
+    assert err.value.retry_after == 120
+    assert len(script.requests) == 1
+
+
+async def test_pause_applies_to_calls_that_were_never_limited() -> None:
+    replies = (
+        answer({}, status=429, headers={"Retry-After": "7"}),
+        answer({"data": {"order": ORDER}}),
+    )
+    async with client_for(*replies, retry_budget=5.0) as (client, _, sleeps):
+        with pytest.raises(RateLimited):
+            await client.order("o1")
+        sleeps.calls.clear()
+        assert await client.invoice("inv-1") is None  # a different call, same limiter
+    assert sleeps.calls
+    assert 6 <= sleeps.calls[0] <= 7
+
+
+async def test_query_timeout_is_transient() -> None:
+    reply = slow(1.0, answer({"data": {"order": ORDER}}))
+    async with client_for(reply, timeout=0.2, max_tries=2) as (client, script, _):
+        with pytest.raises(Transient, match="timed out"):
+            await client.order("o1")
+    assert len(script.requests) == 2
+
+
+async def test_mutation_returns_the_created_invoice() -> None:
+    points: list[CrashPoint] = []
+    reply = answer({"data": {"invoiceItems": {"invoice": INVOICE}}})
+    async with client_for(reply, crash=points.append) as (client, script, _):
+        invoice = await client.invoice_items(["a"], "inv-1")
+        await client.order("o1")
+    assert invoice.id == "inv-1"
+    assert script.requests[0]["variables"] == {"input": {"items": ["a"], "invoice_id": "inv-1"}}
+    assert points == ["after_mutation_sent"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "field", "unknown"),
+    [
+        (gql_error("VALIDATION_ERROR", field="invoice_id"), "invoice_id", False),
+        (gql_error("VALIDATION_ERROR", field="items"), "items", False),
+        (gql_error("NOT_FOUND"), "items", False),
+        (gql_error("INTERNAL_SERVER_ERROR"), None, True),
+        (answer({}, status=500), None, True),
+        (answer("garbage"), None, True),
+        (answer({"data": {"invoiceItems": None}}), None, True),
+        (slow(1.0, answer({})), None, True),
+        (hang_up, None, True),
+    ],
+)
+async def test_mutation_refusals_and_unknown_outcomes_are_conflicts_sent_once(
+    reply: Reply, field: str | None, unknown: bool
+) -> None:
+    async with client_for(reply, timeout=0.3) as (client, script, _):
+        with pytest.raises(Conflict) as err:
+            await client.invoice_items(["a"], "inv-1")
+    assert (err.value.field, err.value.unknown_outcome) == (field, unknown)
+    assert len(script.requests) == 1
+
+
+async def test_mutation_refused_for_rate_is_retried() -> None:
+    replies = (gql_error("RATE_LIMITED"), answer({"data": {"invoiceItems": {"invoice": INVOICE}}}))
+    async with client_for(*replies) as (client, script, _):
+        assert (await client.invoice_items(["a"], "inv-1")).id == "inv-1"
+    assert len(script.requests) == 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("call", [lambda c: c.order("o1"), lambda c: c.invoice_items(["a"], "i")])
+async def test_connection_refused_is_transient_and_retried_even_for_the_mutation(
+    call: Callable[[AfostoClient], Any],
+) -> None:
+    sleeps = Sleeps()
+    url = f"http://127.0.0.1:{free_port()}/graphql"
+    async with AfostoClient(url, SecretStr(KEY), sleep=sleeps) as client:
+        with pytest.raises(Transient, match="cannot connect"):
+            await call(client)
+    assert len(sleeps.calls) == 2
+
+
+async def test_ping_accepts_not_found_and_rejects_a_bad_key() -> None:
+    async with client_for(gql_error("NOT_FOUND")) as (client, _, _):
+        await client.ping()
+    async with client_for(gql_error("UNAUTHORIZED")) as (client, _, _):
+        with pytest.raises(Systemic):
+            await client.ping()
+
+
+async def test_calls_are_counted_by_operation_and_outcome_and_timed() -> None:
+    metrics = Metrics()
+    replies = (gql_error("NOT_FOUND"), answer({}, status=503), answer({"data": {"order": ORDER}}))
+    async with client_for(*replies, metrics=metrics) as (client, _, _):
+        await client.invoice("x")
+        await client.order("o1")
+    value = metrics.registry.get_sample_value
+    assert (
+        value("invoicer_afosto_calls_total", {"operation": "invoice", "outcome": "not_found"}) == 1
+    )
+    assert value("invoicer_afosto_calls_total", {"operation": "order", "outcome": "transient"}) == 1
+    assert value("invoicer_afosto_calls_total", {"operation": "order", "outcome": "ok"}) == 1
+    assert value("invoicer_afosto_call_duration_seconds_count", {"operation": "order"}) == 2
+
+
+async def test_the_key_never_shows_in_reprs_or_errors() -> None:
+    async with client_for(answer("boom", status=500)) as (client, _, _):
+        with pytest.raises(Transient) as err:
+            await client.order("o1")
+        assert KEY not in repr(client)
+    assert KEY not in str(err.value)
+    assert KEY not in repr(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3", 3.0),
+        (" 1.5 ", 1.5),
+        ("-4", 0.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("nan", None),
+    ],
+)
+def test_retry_after_parsing(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value) == expected
+
+
+def test_retry_after_http_date() -> None:
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    assert parse_retry_after("Mon, 05 Jan 2026 09:00:30 GMT", now) == 30.0
+    assert parse_retry_after("Mon, 05 Jan 2026 08:00:00 GMT", now) == 0.0
