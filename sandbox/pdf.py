@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-from xml.sax.saxutils import escape
 from datetime import UTC, datetime
+from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4

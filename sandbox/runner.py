@@ -46,6 +46,8 @@ class SandboxSettings:
     webhook_endpoint_id: str = "3f0c9a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
     tenant: str = "sandbox"
     public_url: str | None = None
+    # Held responses (a fault) must not keep shutdown waiting for long.
+    shutdown_timeout_s: float = 1.0
 
 
 class Sandbox:
@@ -124,7 +126,12 @@ async def running(
         changes["faults"] = faults
     sandbox = Sandbox(replace(base, **changes))
     async with AsyncExitStack() as stack:
-        runner = web.AppRunner(build_app(sandbox), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            build_app(sandbox),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=sandbox.settings.shutdown_timeout_s,
+        )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, sandbox.settings.host, sandbox.settings.port)
