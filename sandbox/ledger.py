@@ -35,10 +35,11 @@ class Ledger:
     def never_invoiced(self) -> dict[str, list[str]]:
         """Order id → ids that are invoiceable right now but on no invoice (should be empty
         once the service has caught up)."""
-        return {
+        missing = {
             order_id: [i for i in ids if i not in self.item_invoices]
             for order_id, ids in self._invoiceable().items()
         }
+        return {order_id: ids for order_id, ids in missing.items() if ids}
 
     def call_counts(self) -> dict[str, dict[str, int]]:
         """Operation → outcome → count."""
@@ -52,6 +53,6 @@ class Ledger:
             "invoices": len(self.invoices),
             "items_invoiced": len(self.item_invoices),
             "invoiced_more_than_once": self.invoiced_more_than_once(),
-            "never_invoiced": {k: v for k, v in self.never_invoiced().items() if v},
+            "never_invoiced": self.never_invoiced(),
             "calls": self.call_counts(),
         }
