@@ -1,0 +1,1 @@
+"""Everything that speaks AMQP: connection, topology, confirmed publishing, the consume loop."""

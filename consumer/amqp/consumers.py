@@ -1,0 +1,117 @@
+"""The stage consumers of one process: start, pause, resume, re-subscribe, stop.
+
+Implements consumer.control.ConsumerSet. Queue objects and consumer tags stay strongly
+referenced here for the app's lifetime; aio-pika's robust channel re-declares the queues and
+re-consumes with the same tags after a reconnect, and the controller's watchdog asks the
+broker to confirm it (re-subscribing through `resubscribe` when it did not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Mapping
+
+from aio_pika.abc import AbstractChannel, AbstractQueue
+
+from consumer.amqp.consume import Processor
+from consumer.amqp.topology import Topology
+from handlers.ports import Route, Stage
+
+log = logging.getLogger(__name__)
+
+
+class _Subscription:
+    def __init__(self, queue: AbstractQueue, route: Route, processor: Processor, tag: str):
+        self.queue = queue
+        self.route = route
+        self.tag = tag
+        self.callback = processor.callback(route)
+        self.active = False
+
+
+class Consumers:
+    """One consumer per stage queue, all on one channel with prefetch = concurrency."""
+
+    def __init__(
+        self,
+        channel: AbstractChannel,
+        topology: Topology,
+        routes: Mapping[Stage, Route],
+        processor: Processor,
+        *,
+        prefetch: int,
+    ) -> None:
+        self._channel = channel
+        self._topology = topology
+        self._routes = routes
+        self._processor = processor
+        self._prefetch = prefetch
+        self._subs: dict[str, _Subscription] = {}
+        self._lock = asyncio.Lock()
+        self._wanted = False
+        self._instance = uuid.uuid4().hex[:8]
+
+    async def start(self, queues: Mapping[str, AbstractQueue]) -> None:
+        """Set the prefetch and consume every routed stage queue (declared beforehand)."""
+        # Quorum queues refuse global QoS, so the prefetch is per consumer; the processor's
+        # semaphore keeps the total in flight at `concurrency`.
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        for stage, route in self._routes.items():
+            name = self._topology.stage_queue(stage)
+            tag = f"invoicer.{self._instance}.{stage}"
+            self._subs[name] = _Subscription(queues[name], route, self._processor, tag)
+        await self.resume()
+
+    def expected(self) -> Mapping[str, int]:
+        """Queue → consumers this process should hold there (none while paused or stopped)."""
+        return {name: 1 for name in self._subs} if self._wanted else {}
+
+    def registered(self) -> dict[str, bool]:
+        """Our own view: which queues have a live consumer of this process right now."""
+        open_ = not self._channel.is_closed
+        return {name: open_ and sub.active for name, sub in self._subs.items()}
+
+    async def pause(self) -> None:
+        """Cancel every consumer; deliveries already received still finish."""
+        async with self._lock:
+            self._wanted = False
+            for sub in self._subs.values():
+                await self._cancel(sub)
+
+    async def resume(self) -> None:
+        """Consume every queue again (idempotent)."""
+        async with self._lock:
+            self._wanted = True
+            for sub in self._subs.values():
+                if not sub.active:
+                    await sub.queue.consume(sub.callback, consumer_tag=sub.tag)
+                    sub.active = True
+
+    async def resubscribe(self, queue: str) -> None:
+        """Consume `queue` afresh: re-declare it (the broker may have lost it), new tag."""
+        async with self._lock:
+            sub = self._subs[queue]
+            await self._cancel(sub)
+            if not self._wanted:
+                return
+            await sub.queue.declare()
+            sub.tag = f"invoicer.{self._instance}.{sub.route.stage}.{uuid.uuid4().hex[:4]}"
+            await sub.queue.consume(sub.callback, consumer_tag=sub.tag)
+            sub.active = True
+            log.warning("re-subscribed to %s", queue)
+
+    async def stop(self) -> None:
+        """Stop taking deliveries for good (the drain's first step)."""
+        await self.pause()
+
+    @staticmethod
+    async def _cancel(sub: _Subscription) -> None:
+        if not sub.active:
+            return
+        sub.active = False
+        # The broker may already have dropped the consumer (queue deleted, channel closed).
+        with contextlib.suppress(Exception):
+            await sub.queue.cancel(sub.tag)

@@ -1,0 +1,178 @@
+"""Helpers for pipeline tests: capture outbound events, run the service in-process or as a
+subprocess, wait for conditions without fixed sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+
+from consumer.app import App, running
+from consumer.settings import load_settings
+
+
+@dataclass
+class Captured:
+    routing_key: str
+    body: dict[str, Any]
+    message_id: str | None
+    correlation_id: str | None
+    headers: dict[str, Any]
+
+
+@dataclass
+class Capture:
+    """Every message routed to one test queue, in arrival order."""
+
+    queue: AbstractQueue
+    messages: list[Captured] = field(default_factory=list)
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        async with message.process():
+            self.messages.append(
+                Captured(
+                    message.routing_key or "",
+                    json.loads(message.body),
+                    message.message_id,
+                    message.correlation_id,
+                    dict(message.headers or {}),
+                )
+            )
+
+    def of(self, routing_key: str) -> list[Captured]:
+        return [m for m in self.messages if m.routing_key == routing_key]
+
+
+@asynccontextmanager
+async def capture(
+    connection: AbstractRobustConnection, exchange: str, queue_name: str, key: str = "#"
+) -> AsyncIterator[Capture]:
+    """Bind `queue_name` to `exchange` (declared topic if absent) and collect what arrives."""
+    channel = await connection.channel()
+    ex = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    queue = await channel.declare_queue(queue_name, durable=True, auto_delete=False)
+    await queue.bind(ex, key)
+    cap = Capture(queue)
+    tag = await queue.consume(cap.on_message)
+    try:
+        yield cap
+    finally:
+        await queue.cancel(tag)
+        await channel.queue_delete(queue_name)
+        await channel.close()
+
+
+async def dead_letters(connection: AbstractRobustConnection, queue: str) -> list[Captured]:
+    """Drain `queue` (the dead queue) and return what it held, with headers."""
+    out: list[Captured] = []
+    async with connection.channel() as channel:
+        q = await channel.declare_queue(queue, passive=True)
+        while (message := await q.get(fail=False)) is not None:
+            await message.ack()
+            try:
+                body = json.loads(message.body)
+            except ValueError:
+                body = {"_raw": message.body.decode(errors="replace")}
+            if not isinstance(body, dict):
+                body = {"_raw": body}
+            out.append(
+                Captured(
+                    message.routing_key or "",
+                    body,
+                    message.message_id,
+                    message.correlation_id,
+                    dict(message.headers or {}),
+                )
+            )
+    return out
+
+
+async def eventually(
+    check: Callable[[], bool], *, within: float = 20.0, what: str = "condition"
+) -> None:
+    """Poll `check` until true; fail naming `what` after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def service(env: Mapping[str, str], **kwargs: Any) -> AsyncIterator[App]:
+    """The service in this process, with settings from `env` only."""
+    async with running(load_settings(env, env_file=None), **kwargs) as app:
+        yield app
+
+
+class ServiceProcess:
+    """`python -m consumer run` in a subprocess with exactly `env` (plus PATH and HOME)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("INVOICER_")}
+        self.env.update(env)
+        self.lines: list[str] = []
+        self.proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, *, ready_timeout: float = 20.0) -> ServiceProcess:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "consumer",
+            "run",
+            env=self.env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        self._reader = asyncio.ensure_future(self._read())
+        await eventually(
+            lambda: any("invoicer running" in line for line in self.lines) or self.exited,
+            within=ready_timeout,
+            what="the service to start",
+        )
+        if self.exited:
+            raise AssertionError("service exited at start-up:\n" + "\n".join(self.lines[-30:]))
+        return self
+
+    async def _read(self) -> None:
+        assert self.proc is not None
+        assert self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            self.lines.append(raw.decode(errors="replace").rstrip())
+
+    @property
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.returncode is not None
+
+    async def wait(self, within: float = 30.0) -> int:
+        assert self.proc is not None
+        code = await asyncio.wait_for(self.proc.wait(), within)
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, 5)
+        return code
+
+    async def terminate(self, within: float = 30.0) -> int:
+        """SIGTERM and wait for the drain to finish."""
+        assert self.proc is not None
+        if not self.exited:
+            self.proc.send_signal(signal.SIGTERM)
+        return await self.wait(within)
+
+    async def kill(self) -> None:
+        if self.proc is not None and not self.exited:
+            self.proc.kill()
+            await self.wait()
+
+    def log_tail(self, n: int = 40) -> str:
+        return "\n".join(self.lines[-n:])
