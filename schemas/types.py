@@ -64,7 +64,10 @@ class Internal(BaseModel):
 class Outbound(BaseModel):
     """What we publish: frozen and exact, unknown fields are a bug."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Fields with defaults are always serialized, so the published schema requires them.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
+    )
 
 
 class AfostoModel(BaseModel):
