@@ -85,7 +85,16 @@ class WebhookIngress:
             log.warning("no webhook secrets configured: every webhook will be refused (401)")
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_post("/webhooks/afosto", self.handle)
+        app.router.add_post("/webhooks/afosto", self.handle, expect_handler=self._expect)
+
+    async def _expect(self, request: web.Request) -> None:
+        """`Expect: 100-continue`: invite the body only when the head is acceptable."""
+        if self._early_reject(request) is not None:
+            return None  # no 100 Continue: the handler answers at once without reading
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the real response has not started yet
+        return None
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
@@ -103,12 +112,17 @@ class WebhookIngress:
         self._metrics.webhook_requests.labels(status=str(response.status)).inc()
         return response
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    def _early_reject(self, request: web.Request) -> _Reject | None:
         limit = self._config.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
-            raise _Reject(413, f"body over {limit} bytes")
+            return _Reject(413, f"body over {limit} bytes")
         if not _is_json(request.content_type):
-            raise _Reject(415, "content type must be application/json")
+            return _Reject(415, "content type must be application/json")
+        return None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if (early := self._early_reject(request)) is not None:
+            raise early
         body = await self._read_body(request)
         if not signature_valid(request.headers.get(SIGNATURE_HEADER), body, self._secrets):
             raise _Reject(401, "missing or invalid signature")

@@ -202,3 +202,36 @@ async def test_broker_unreachable_gives_503_then_recovers(server: Server) -> Non
     assert (status, answer["status"]) == (200, "enqueued")  # the 503 did not mark it seen
     [message] = await server.exchange.drain()
     assert message.message_id == "msg_outage"
+
+
+async def test_expect_continue_with_oversize_head_gets_413_instead_of_continue(
+    server: Server,
+) -> None:
+    head = _head(LIMIT + 1).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+
+    answer = await raw_request(server.port, head)
+
+    assert status_of(answer) == 413
+
+
+async def test_expect_continue_with_good_head_invites_the_body(server: Server) -> None:
+    body = envelope(message_id="msg_expect")
+    signature = signed_headers(body, SECRET)["X-Afosto-Hmac-Sha256"].encode()
+    head = _head(len(body)).replace(b"0" * 64, signature)
+    head = head.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        async with asyncio.timeout(5):
+            interim = await reader.readuntil(b"\r\n\r\n")
+            writer.write(body)
+            await writer.drain()
+            final = await reader.readuntil(b"\r\n\r\n")
+    finally:
+        writer.transport.abort()
+
+    assert status_of(interim) == 100
+    assert status_of(final) == 200
+    [message] = await server.exchange.drain()
+    assert message.message_id == "msg_expect"

@@ -1,0 +1,121 @@
+"""The webhook endpoint over a fake publisher: concurrent copies, failed confirms, quiet logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from consumer.http.health import Check
+from consumer.http.server import build_app, serving
+from consumer.http.signature import sign
+from consumer.http.webhooks import WebhookConfig, WebhookIngress
+from consumer.metrics import Metrics
+
+SECRET = "correct-horse-battery-staple"
+BODY = (
+    b'{"event":"IN_TRANSIT","data":{"order_id":"ord_1"},"entity_id":"del_1",'
+    b'"entity_type":"delivery","message_id":"msg_1","triggered_at":1714000000000}'
+)
+HEADERS = {"Content-Type": "application/json", "X-Afosto-Hmac-Sha256": sign(BODY, SECRET.encode())}
+
+
+class FakePublisher:
+    """Holds every publish until released; fails while `failing` is set."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[bytes, str, str]] = []
+        self.called = asyncio.Event()
+        self.release = asyncio.Event()
+        self.failing = False
+
+    async def publish_trigger(self, body: bytes, *, routing_key: str, message_id: str) -> None:
+        self.calls.append((body, routing_key, message_id))
+        self.called.set()
+        await self.release.wait()
+        if self.failing:
+            raise ConnectionError(f"amqp://guest:{SECRET}@broker:5672/ went away")
+
+
+class Ready:
+    async def readiness(self) -> Sequence[Check]:
+        return []
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[tuple[str, FakePublisher, aiohttp.ClientSession]]:
+    publisher = FakePublisher()
+    metrics = Metrics()
+    config = WebhookConfig(secrets=(SecretStr(SECRET),), publish_timeout=2.0)
+    app = build_app(
+        metrics=metrics, readiness=Ready(), webhook=WebhookIngress(config, publisher, metrics)
+    )
+    async with serving(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as session:
+        yield f"http://127.0.0.1:{port}/webhooks/afosto", publisher, session
+
+
+async def _post(session: aiohttp.ClientSession, url: str) -> int:
+    async with session.post(url, data=BODY, headers=HEADERS) as response:
+        return response.status
+
+
+async def test_concurrent_copies_share_one_publish(
+    endpoint: tuple[str, FakePublisher, aiohttp.ClientSession],
+) -> None:
+    url, publisher, session = endpoint
+    posts = [asyncio.create_task(_post(session, url)) for _ in range(5)]
+    await publisher.called.wait()
+    await asyncio.sleep(0.1)  # let the other copies arrive and find the publish pending
+    publisher.release.set()
+
+    assert await asyncio.gather(*posts) == [200] * 5
+    assert len(publisher.calls) == 1
+    assert await _post(session, url) == 200
+    assert len(publisher.calls) == 1  # the replay window remembers it now
+
+
+async def test_a_failed_confirm_is_503_and_not_remembered(
+    endpoint: tuple[str, FakePublisher, aiohttp.ClientSession],
+) -> None:
+    url, publisher, session = endpoint
+    publisher.failing = True
+    posts = [asyncio.create_task(_post(session, url)) for _ in range(3)]
+    await publisher.called.wait()
+    await asyncio.sleep(0.1)
+    publisher.release.set()
+
+    first = await asyncio.gather(*posts)
+    publisher.failing = False
+    second = await _post(session, url)
+
+    assert first == [503] * 3
+    assert second == 200
+    assert len(publisher.calls) == 2  # one shared failed publish, one good one
+
+
+async def test_a_publish_that_never_confirms_is_503_within_the_deadline(
+    endpoint: tuple[str, FakePublisher, aiohttp.ClientSession],
+) -> None:
+    url, _, session = endpoint  # release never set: the confirm never comes
+    assert await _post(session, url) == 503
+
+
+async def test_secrets_never_reach_the_logs(
+    endpoint: tuple[str, FakePublisher, aiohttp.ClientSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, publisher, session = endpoint
+    caplog.set_level(logging.DEBUG)
+    publisher.failing = True
+    publisher.release.set()
+    await _post(session, url)
+    async with session.post(url, data=BODY, headers={**HEADERS, "X-Afosto-Hmac-Sha256": "0"}):
+        pass
+
+    assert caplog.records, "the rejections were logged"
+    assert SECRET not in caplog.text
+    assert SECRET not in repr(WebhookConfig(secrets=(SecretStr(SECRET),)))
