@@ -31,7 +31,7 @@ from tenacity import (
 from consumer.afosto.errors import NotFound, NotSent, graphql_error, http_error
 from consumer.afosto.limiter import SharedLimiter, Sleep
 from consumer.afosto.operations import OperationName, document
-from handlers.errors import Conflict, InvoicerError, RateLimited, Systemic, Transient
+from handlers.errors import Conflict, InvoicerError, Permanent, RateLimited, Systemic, Transient
 from handlers.ports import CrashPoint, no_crash
 from schemas.afosto import Invoice, Order
 from schemas.parsing import describe
@@ -67,6 +67,15 @@ def _outcome(exc: BaseException | None) -> AfostoOutcome:
     return "error"
 
 
+def _answered(exc: BaseException | None) -> bool:
+    """Did Afosto itself answer (not 5xx, 429, timeout, lost connection)? Feeds the circuit."""
+    if exc is None or isinstance(exc, NotFound | Systemic | Permanent):
+        return True
+    if isinstance(exc, Conflict):
+        return not exc.unknown_outcome
+    return False
+
+
 class AfostoClient:
     """Implements handlers.ports.AfostoApi over HTTP; use as an async context manager."""
 
@@ -83,6 +92,7 @@ class AfostoClient:
         crash: Callable[[CrashPoint], None] = no_crash,
         sleep: Sleep = asyncio.sleep,
         limiter: SharedLimiter | None = None,
+        on_result: Callable[[bool], None] | None = None,
     ) -> None:
         self.url = url
         self._api_key = api_key
@@ -92,6 +102,7 @@ class AfostoClient:
         self._metrics = metrics
         self._crash = crash
         self._sleep = sleep
+        self._on_result = on_result
         self.limiter = limiter or SharedLimiter(concurrency=concurrency, sleep=sleep)
         self._session: aiohttp.ClientSession | None = None
 
@@ -201,6 +212,8 @@ class AfostoClient:
         finally:
             if self._metrics is not None:
                 self._metrics.afosto_call(operation, _outcome(error), time.monotonic() - started)
+            if self._on_result is not None:
+                self._on_result(_answered(error))
 
     async def _send(
         self, operation: OperationName, variables: dict[str, Any], *, mutation: bool

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
-from handlers.errors import Conflict, InvoicerError, RateLimited, Systemic, Transient
+from handlers.errors import Conflict, InvoicerError, Permanent, RateLimited, Systemic, Transient
 
 _STATUS_CODES: Final = {
     401: "UNAUTHORIZED",
@@ -30,6 +30,10 @@ _PRECEDENCE: Final = (
     "VALIDATION_ERROR",
     "NOT_FOUND",
     "INTERNAL_SERVER_ERROR",
+)
+# Afosto could not even read our document: a bug in an operation, retrying cannot help.
+_REJECTED_DOCUMENT: Final = frozenset(
+    {"GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "BAD_REQUEST"}
 )
 
 
@@ -105,6 +109,8 @@ def graphql_error(
     if code == "VALIDATION_ERROR" and mutation:
         field = _extension(error, "field")
         return Conflict(detail, field=str(field) if field is not None else None)
+    if code in _REJECTED_DOCUMENT:
+        return Permanent("api_rejected", detail)
     if code == "NOT_FOUND":
         if mutation:  # an item id that exists nowhere: the intent is stale, re-plan it
             return Conflict(detail, field="items")

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from consumer.afosto import AfostoClient
 from consumer.afosto.errors import parse_retry_after
 from consumer.metrics import Metrics
-from handlers.errors import Conflict, RateLimited, Systemic, Transient
+from handlers.errors import Conflict, Permanent, RateLimited, Systemic, Transient
 from handlers.ports import CrashPoint
 from tests.unit.afosto_server import Reply, answer, gql_error, hang_up, serving, slow
 
@@ -316,3 +316,32 @@ def test_retry_after_http_date() -> None:
     now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     assert parse_retry_after("Mon, 05 Jan 2026 09:00:30 GMT", now) == 30.0
     assert parse_retry_after("Mon, 05 Jan 2026 08:00:00 GMT", now) == 0.0
+
+
+async def test_a_document_afosto_cannot_read_is_rejected_at_once() -> None:
+    reply = answer(
+        {"errors": [{"message": "bad", "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]},
+        status=400,
+    )
+    async with client_for(reply) as (client, script, _):
+        with pytest.raises(Permanent) as err:
+            await client.order("o1")
+    assert err.value.reason == "api_rejected"
+    assert len(script.requests) == 1
+
+
+async def test_every_round_trip_reports_whether_afosto_answered() -> None:
+    results: list[bool] = []
+    replies = (
+        answer({}, status=502),
+        gql_error("NOT_FOUND"),
+        gql_error("VALIDATION_ERROR", field="items"),
+        slow(1.0, answer({})),
+    )
+    async with client_for(*replies, on_result=results.append, timeout=0.3) as (client, _, _):
+        assert await client.order("o1") is None  # 502, then NOT_FOUND
+        with pytest.raises(Conflict):
+            await client.invoice_items(["a"], "i")
+        with pytest.raises(Conflict):
+            await client.invoice_items(["a"], "i")  # timed out: unknown outcome
+    assert results == [False, True, True, False]
