@@ -62,6 +62,13 @@ def order_id_of(envelope: WebhookEnvelope) -> str:
     return found
 
 
+def _item_ids(value: object) -> tuple[str, ...] | None:
+    # Informational only (DESIGN §5); a malformed list is dropped, not a reason to refuse.
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    return None
+
+
 def trigger_for(envelope: WebhookEnvelope) -> TriggerEvent | None:
     """The trigger to enqueue, or None for an event we do not act on."""
     event_type = EVENT_TRIGGERS.get(envelope.event)
@@ -72,4 +79,5 @@ def trigger_for(envelope: WebhookEnvelope) -> TriggerEvent | None:
         order_id=order_id_of(envelope),
         event_id=envelope.message_id,
         occurred_at=datetime.fromtimestamp(envelope.triggered_at / 1000, tz=UTC),
+        item_ids=_item_ids(envelope.data.get("item_ids")),
     )

@@ -94,3 +94,13 @@ def test_unknown_envelope_fields_are_accepted() -> None:
 def test_envelope_violations_are_rejected(override: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         WebhookEnvelope.model_validate({**_raw("ORDER_OPENED", {}), **override})
+
+
+def test_delivery_item_ids_travel_along_when_well_formed() -> None:
+    good = trigger_for(_envelope("IN_TRANSIT", {"order_id": "o", "item_ids": ["i1", "i2"]}))
+    odd = trigger_for(_envelope("IN_TRANSIT", {"order_id": "o", "item_ids": ["i1", 2]}))
+
+    assert good is not None
+    assert good.item_ids == ("i1", "i2")
+    assert odd is not None
+    assert odd.item_ids is None
