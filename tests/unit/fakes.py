@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +46,7 @@ class FakeAfosto:
     clock: FakeClock = field(default_factory=FakeClock)
     pdf_after: timedelta | None = timedelta(seconds=3)  # None: the PDF never appears
     commit_then_lose_answer: int = 0  # next N mutations commit, then the outcome is unknown
+    interleave: random.Random | None = None  # yield a random number of times inside calls: races
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     def add_order(self, order_id: str, invoiceable: Sequence[str] = (), **kw: Any) -> FakeOrder:
@@ -55,6 +58,7 @@ class FakeAfosto:
 
     async def order(self, order_id: str) -> Order | None:
         self.calls.append(("order", order_id))
+        await self._yield()
         o = self.orders.get(order_id)
         if o is None:
             return None
@@ -82,6 +86,7 @@ class FakeAfosto:
 
     async def invoice(self, invoice_id: str) -> Invoice | None:
         self.calls.append(("invoice", invoice_id))
+        await self._yield()
         invoice = self.invoices.get(invoice_id)
         if invoice is None or invoice.pdf_url or self.pdf_after is None:
             return invoice
@@ -92,6 +97,7 @@ class FakeAfosto:
 
     async def invoice_items(self, item_ids: Sequence[str], invoice_id: str) -> Invoice:
         self.calls.append(("invoice_items", (tuple(item_ids), invoice_id)))
+        await self._yield()
         if invoice_id in self.invoices:
             raise Conflict("invoice_id exists", field="invoice_id")
         owners = {}
@@ -103,10 +109,16 @@ class FakeAfosto:
         if len({o.customer_id for o in owners.values()}) > 1:
             raise Conflict("items of different customers", field="customer")
         invoice = self._create(item_ids, invoice_id, owners)
+        await self._yield()
         if self.commit_then_lose_answer:
             self.commit_then_lose_answer -= 1
             raise Conflict("timed out", unknown_outcome=True)
         return invoice
+
+    async def _yield(self) -> None:
+        if self.interleave is not None:
+            for _ in range(self.interleave.randint(0, 3)):
+                await asyncio.sleep(0)
 
     def _create(
         self, item_ids: Sequence[str], invoice_id: str, owners: dict[str, FakeOrder]
