@@ -1,0 +1,325 @@
+"""`invoicer demo`: the sandbox, the service and simulated fulfilment traffic on the local broker.
+
+Everything runs in this process under its own queue prefix and exchanges, which are deleted at
+the end (also on Ctrl-C). Numbers come from outside the service: a tap on the output exchange
+and the sandbox's ledger of what Afosto really holds."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+import sandbox
+from consumer import app as service
+from consumer.amqp.topology import Topology, build
+from consumer.demo_broker import (
+    BrokerUnreachable,
+    connect_or_explain,
+    leftovers,
+    queue_depths,
+    read_dead_letters,
+    remove_topology,
+)
+from consumer.demo_report import DemoReport, LiveView, summary_table
+from consumer.demo_traffic import Traffic, TrafficPlan
+from consumer.demo_watch import Watcher
+from consumer.logs import configure_logging
+from consumer.settings import Settings, SettingsError, load_settings
+
+API_KEY = "demo-api-key"
+WEBHOOK_SECRET = "demo-webhook-secret"
+# A little of everything Afosto does wrong, seeded: slow calls, 5xx from the proxy,
+# INTERNAL_SERVER_ERROR, dropped connections, and PDFs that take a while to render.
+LIGHT_FAULTS: dict[str, Any] = {
+    "latency_ms": 15,
+    "latency_jitter_ms": 25,
+    "internal_error_rate": 0.02,
+    "http_503_rate": 0.01,
+    "reset_rate": 0.005,
+    "pdf_delay_min_s": 0.5,
+    "pdf_delay_max_s": 3.0,
+}
+NO_FAULTS: dict[str, Any] = {"pdf_delay_min_s": 0.2, "pdf_delay_max_s": 1.0}
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    orders: int = 300
+    seed: int = 7
+    in_flight: int = 20
+    faults: str = "light"
+    webhooks: bool = True
+    output: Path = Path("demo-output")
+    timeout: float = 300.0
+    amqp_url: str | None = None
+    progress: bool = True
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def service_settings(base: Settings, prefix: str, graphql_url: str, http_port: int) -> Settings:
+    """The service's settings for this demo run: own prefix and exchanges, the sandbox as Afosto."""
+    env = {
+        "INVOICER_AMQP_URL": base.amqp.url.get_secret_value(),
+        "INVOICER_QUEUE_PREFIX": prefix,
+        "INVOICER_INPUT_EXCHANGE": f"{prefix}.fulfilment",
+        "INVOICER_OUTPUT_EXCHANGE": f"{prefix}.invoicing",
+        "INVOICER_AFOSTO_URL": graphql_url,
+        "INVOICER_AFOSTO_API_KEY": API_KEY,
+        "INVOICER_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+        "INVOICER_HTTP_HOST": "127.0.0.1",
+        "INVOICER_HTTP_PORT": str(http_port),
+        "INVOICER_LOG_FORMAT": "text",
+    }
+    return load_settings(env, env_file=None)
+
+
+def _pipeline_queues(topology: Topology) -> list[str]:
+    return [q.name for q in topology.queues if q.name != topology.dead_queue]
+
+
+class Run:
+    """One demo run: owns the names, the taps and the report."""
+
+    def __init__(self, options: DemoOptions, base: Settings, console: Console) -> None:
+        self.options = options
+        self.console = console
+        self.prefix = f"demo{uuid.uuid4().hex[:8]}"
+        self.url = base.amqp.url.get_secret_value()
+        self.base = base
+        self.pdf_dir = options.output / "pdfs"
+        self.topology = build(
+            service_settings(base, self.prefix, "http://127.0.0.1/graphql", 0).amqp
+        )
+        self.tap_queues: list[str] = []
+
+    async def execute(self) -> DemoReport:
+        """Run the demo; the broker is left clean whatever happens."""
+        probe = await connect_or_explain(self.url)  # fail fast, before anything is declared
+        await probe.close()
+        try:
+            return await self._run()
+        finally:
+            try:
+                failed = await remove_topology(self.url, self.topology, self.tap_queues)
+            except Exception as exc:  # the broker went away mid-demo: say what may be left
+                failed = [f"everything under {self.prefix}.* ({type(exc).__name__})"]
+            if failed:
+                self.console.print(f"[red]could not delete: {', '.join(failed)}[/]")
+
+    async def _run(self) -> DemoReport:
+        started = time.monotonic()
+        self._fresh_pdf_dir()
+        port = _free_port()
+        async with AsyncExitStack() as stack:
+            connection = await connect_or_explain(self.url)
+            stack.push_async_callback(connection.close)
+            watcher = Watcher(
+                await connection.channel(),
+                output_exchange=self.topology.output_exchange,
+                pdf_dir=self.pdf_dir,
+                api_key=API_KEY,
+            )
+            stack.push_async_callback(watcher.close)
+            await watcher.start()
+            self.tap_queues = watcher.queue_names
+            sb = await stack.enter_async_context(self._sandbox(port))
+            settings = service_settings(self.base, self.prefix, sb.graphql_url, port)
+            await stack.enter_async_context(service.running(settings))
+            plan = TrafficPlan(self.options.orders, in_flight=self.options.in_flight)
+            traffic = Traffic(sb.simulator, plan)
+            view = LiveView(self.console, self.options.orders)
+            dead = 0
+            finished = False
+            with self._live(view) as live:
+                traffic_task = asyncio.create_task(traffic.run())
+                deadline = time.monotonic() + self.options.timeout
+                quiet_checks = 0
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(0.5)
+                    depths = await queue_depths(connection, _pipeline_queues(self.topology))
+                    dead_depth = await queue_depths(connection, [self.topology.dead_queue])
+                    dead = dead_depth.total
+                    view.update(traffic.stats, watcher.observed, len(sb.ledger.invoices), dead)
+                    if live is not None:
+                        live.update(view.renderable())
+                    if traffic_task.done():
+                        traffic_task.result()  # a simulator failure ends the demo loudly
+                        caught_up = self._caught_up(sb, watcher, depths.total)
+                        quiet_checks = quiet_checks + 1 if caught_up else 0
+                        if quiet_checks >= 2:
+                            finished = True
+                            break
+                if not traffic_task.done():
+                    traffic_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await traffic_task
+            await watcher.wait_downloads()
+            dead_letters = await read_dead_letters(connection, self.topology.dead_queue)
+            leftover = (await queue_depths(connection, _pipeline_queues(self.topology))).total
+            report = self._report(sb, watcher, traffic, dead_letters, leftover)
+            report.finished = finished
+        report.seconds = time.monotonic() - started
+        return report
+
+    @contextlib.contextmanager
+    def _live(self, view: LiveView) -> Iterator[Live | None]:
+        if not self.options.progress:
+            yield None
+            return
+        with Live(view.renderable(), console=self.console, refresh_per_second=8) as live:
+            yield live
+
+    @asynccontextmanager
+    async def _sandbox(self, service_port: int) -> AsyncIterator[sandbox.Sandbox]:
+        faults = LIGHT_FAULTS if self.options.faults == "light" else NO_FAULTS
+        webhook_url = f"http://127.0.0.1:{service_port}/webhooks/afosto"
+        async with sandbox.running(
+            seed=self.options.seed,
+            api_key=API_KEY,
+            faults=faults,
+            amqp_url=self.url,
+            exchange=self.topology.input_exchange,
+            webhook_url=webhook_url if self.options.webhooks else None,
+            webhook_secret=WEBHOOK_SECRET if self.options.webhooks else None,
+        ) as sb:
+            yield sb
+
+    def _caught_up(self, sb: sandbox.Sandbox, watcher: Watcher, in_queues: int) -> bool:
+        """Nothing left to invoice, every invoice announced with its PDF, queues empty."""
+        seen = watcher.observed
+        ledger_ids = {i.id for i in sb.ledger.invoices}
+        return (
+            in_queues == 0
+            and not any(sb.ledger.never_invoiced().values())
+            and ledger_ids <= set(seen.created)
+            and set(seen.created) <= set(seen.pdf_ready)
+        )
+
+    def _fresh_pdf_dir(self) -> None:
+        self.pdf_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.pdf_dir.glob("*.pdf"):
+            old.unlink()
+
+    def _report(
+        self,
+        sb: sandbox.Sandbox,
+        watcher: Watcher,
+        traffic: Traffic,
+        dead_letters: Counter[str],
+        leftover: int,
+    ) -> DemoReport:
+        seen = watcher.observed
+        seen.add_event_times(m.body for m in sb.simulator.published.values())
+        ledger = sb.ledger
+        credit_ids = {i.id for i in ledger.invoices if any(ln.is_contra for ln in i.lines)}
+        calls = {op: sum(outcomes.values()) for op, outcomes in ledger.call_counts().items()}
+        return DemoReport(
+            prefix=self.prefix,
+            orders=traffic.stats.orders_done,
+            traffic=traffic.stats,
+            invoices=len(seen.created) - seen.credits(),
+            credits=seen.credits(),
+            ledger_invoices=len(ledger.invoices) - len(credit_ids),
+            ledger_credits=len(credit_ids),
+            created_matches_ledger=set(seen.created) == {i.id for i in ledger.invoices},
+            double_invoiced_items=len(ledger.invoiced_more_than_once()),
+            never_invoiced_items=sum(len(v) for v in ledger.never_invoiced().values()),
+            pdfs_ready=len(seen.pdf_ready),
+            pdfs_written=seen.pdfs_written,
+            pdf_dir=self.pdf_dir,
+            afosto_calls=calls,
+            to_created_s=seen.to_created(),
+            to_pdf_s=seen.to_pdf_ready(),
+            repeated_output=seen.repeated_output,
+            dead_letters=dead_letters,
+            leftover_messages=leftover,
+        )
+
+
+async def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport:
+    """Run one demo and return its numbers (the broker must be reachable)."""
+    console = console or Console()
+    base = load_settings() if options.amqp_url is None else _with_url(options.amqp_url)
+    return await Run(options, base, console).execute()
+
+
+def _with_url(url: str) -> Settings:
+    return load_settings({"INVOICER_AMQP_URL": url}, env_file=None)
+
+
+def parse_args(argv: list[str] | None) -> DemoOptions:
+    p = argparse.ArgumentParser(prog="invoicer demo", description=__doc__.splitlines()[0])
+    p.add_argument("--orders", type=int, default=300, help="orders to simulate (default 300)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the sandbox and the traffic")
+    p.add_argument("--in-flight", type=int, default=20, help="orders worked on at once")
+    p.add_argument("--faults", choices=("light", "none"), default="light", help="Afosto faults")
+    p.add_argument("--no-webhooks", action="store_true", help="AMQP events only")
+    p.add_argument("--output", type=Path, default=Path("demo-output"), help="PDFs and log")
+    p.add_argument("--timeout", type=float, default=300.0, help="give up after this many s")
+    p.add_argument("--amqp-url", help="broker URL (default: INVOICER_AMQP_URL or localhost)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress display")
+    a = p.parse_args(argv)
+    if a.orders < 1:
+        p.error("--orders must be at least 1")
+    return DemoOptions(
+        orders=a.orders,
+        seed=a.seed,
+        in_flight=max(1, a.in_flight),
+        faults=a.faults,
+        webhooks=not a.no_webhooks,
+        output=a.output,
+        timeout=a.timeout,
+        amqp_url=a.amqp_url,
+        progress=not a.no_progress,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `invoicer demo`: 0 when every invoice arrived exactly once, else 1."""
+    options = parse_args(argv)
+    console = Console()
+    options.output.mkdir(parents=True, exist_ok=True)
+    log_path = options.output / "demo.log"
+    try:
+        with log_path.open("w") as log_file:
+            handler = configure_logging(level="INFO", fmt="text", stream=log_file)
+            try:
+                report = asyncio.run(run_demo(options, console))
+            finally:
+                logging.getLogger().removeHandler(handler)
+    except BrokerUnreachable as exc:
+        print(f"invoicer demo: {exc}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:
+        print(f"invoicer demo: bad settings:\n{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("invoicer demo: interrupted; its queues and exchanges were removed", file=sys.stderr)
+        return 130
+    console.print(summary_table(report))
+    console.print(f"PDFs: {report.pdf_dir.resolve()}   log: {log_path.resolve()}")
+    return 0 if report.ok else 1
+
+
+__all__ = ["DemoOptions", "DemoReport", "leftovers", "main", "run_demo"]
