@@ -106,6 +106,7 @@ def asyncapi() -> dict[str, Any]:
             "action": "send",
             "channel": {"$ref": f"#/channels/{name}"},
             "summary": f"{event_type} on exchange INVOICER_OUTPUT_EXCHANGE, persistent, mandatory.",
+            "bindings": {"amqp": {"deliveryMode": 2, "mandatory": True, "bindingVersion": "0.3.0"}},
         }
         messages[name] = {
             "name": event_type,
@@ -114,9 +115,7 @@ def asyncapi() -> dict[str, Any]:
             "contentType": "application/json",
             "correlationId": {"location": "$message.payload#/correlation_id"},
             "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
-            "bindings": {
-                "amqp": {"messageType": event_type, "deliveryMode": 2, "bindingVersion": "0.3.0"}
-            },
+            "bindings": {"amqp": {"messageType": event_type, "bindingVersion": "0.3.0"}},
         }
     return {
         "asyncapi": "3.0.0",
