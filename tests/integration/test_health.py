@@ -75,7 +75,9 @@ async def service() -> AsyncIterator[Service]:
 
     proxy = TcpProxy()
     await proxy.start()
-    connection = await aio_pika.connect_robust(BROKER_URL)
+    # A plain connection: aio-pika's robust channel would restore a cancelled consumer by
+    # itself, and this test is about the watchdog doing it.
+    connection = await aio_pika.connect(BROKER_URL)
     inspector = BrokerInspector(SecretStr(proxy.url), timeout=1.0)
     try:
         channel = await connection.channel()
