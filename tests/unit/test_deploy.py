@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import tomllib
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from consumer.amqp.topology import definitions
 from consumer.durations import format_duration, parse_duration
 from consumer.settings import ENV_NAMES, SECRET_ENV_NAMES, Settings
 
@@ -203,13 +205,21 @@ def test_compose_wires_real_settings_and_the_definitions() -> None:
     services = compose["services"]
     assert services["rabbitmq"]["image"] == "rabbitmq:4-management"
     mounts = [v.split(":")[0] for v in services["rabbitmq"]["volumes"]]
-    assert "./rabbitmq/definitions.json" in mounts  # checked by test_definitions_are_current
-    for mount in set(mounts) - {"./rabbitmq/definitions.json"}:
+    assert "./rabbitmq/definitions.json" in mounts
+    for mount in mounts:
         assert (DEPLOY / mount).is_file(), mount
     env = services["invoicer"]["environment"]
     assert set(env) <= set(ENV_NAMES)
     assert services["invoicer"]["command"] == ["run"]
-    assert services["sandbox"]["command"][0] == "sandbox"
+    sandbox_cmd = services["sandbox"]["command"]
+    assert sandbox_cmd[0] == "sandbox"
+    flags = dict(arg.removeprefix("--").split("=", 1) for arg in sandbox_cmd[1:])
+    assert flags["exchange"] == defaults().amqp.input_exchange
+    assert flags["webhook-url"].endswith(f":{defaults().http.port}/webhooks/afosto")
+    sandbox_env = services["sandbox"]["environment"]
+    assert sandbox_env["INVOICER_SANDBOX_WEBHOOK_SECRET"] == env["INVOICER_WEBHOOK_SECRETS"]
+    assert sandbox_env["INVOICER_SANDBOX_API_KEY"] == env["INVOICER_AFOSTO_API_KEY"]
+    assert env["INVOICER_AFOSTO_URL"] == "http://sandbox:" + flags["port"] + "/graphql"
     grace = parse_duration(services["invoicer"]["stop_grace_period"])
     assert grace > defaults().pipeline.drain_deadline
 
@@ -226,3 +236,21 @@ def test_readme_configuration_table_lists_every_setting_with_its_default() -> No
         shown = "" if default in {"(empty)", "(unset)"} else default.strip("`")
         assert shown == expected, f"{env}: README says {default!r}, settings say {expected!r}"
         assert meaning, f"{env} has no meaning in the README"
+
+
+def test_definitions_are_current() -> None:
+    """deploy/rabbitmq/definitions.json is `invoicer topology --format definitions` at defaults."""
+    path = DEPLOY / "rabbitmq" / "definitions.json"
+    regenerate = "env -i PATH=$PATH invoicer topology --format definitions > " + str(path)
+    current = json.loads(path.read_text())
+    assert current == definitions(defaults().amqp), f"stale; regenerate with: {regenerate}"
+
+
+def test_compose_dev_definitions_fit_the_topology() -> None:
+    accounting = json.loads((DEPLOY / "rabbitmq" / "30-dev-accounting.json").read_text())
+    assert {b["source"] for b in accounting["bindings"]} == {defaults().amqp.output_exchange}
+    users = json.loads((DEPLOY / "rabbitmq" / "10-dev-user.json").read_text())
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    url = compose["services"]["invoicer"]["environment"]["INVOICER_AMQP_URL"]
+    assert f"//{users['users'][0]['name']}:" in url
+    assert {v["name"] for v in users["vhosts"]} == {"/"}
