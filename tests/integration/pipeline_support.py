@@ -97,6 +97,20 @@ async def dead_letters(connection: AbstractRobustConnection, queue: str) -> list
     return out
 
 
+async def collect_dead(
+    connection: AbstractRobustConnection, queue: str, count: int, *, within: float = 20.0
+) -> list[Captured]:
+    """Drain the dead queue until at least `count` messages arrived (fail after `within` s)."""
+    found: list[Captured] = []
+    deadline = time.monotonic() + within
+    while len(found) < count:
+        found += await dead_letters(connection, queue)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {len(found)} of {count} dead letters after {within}s")
+        await asyncio.sleep(0.1)
+    return found
+
+
 async def eventually(
     check: Callable[[], bool], *, within: float = 20.0, what: str = "condition"
 ) -> None:
