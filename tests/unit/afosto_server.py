@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from pydantic import SecretStr
+
+from consumer.afosto import AfostoClient
 
 Reply = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -79,3 +82,62 @@ async def serving(*replies: Reply) -> AsyncIterator[Script]:
         yield script
     finally:
         await runner.cleanup()
+
+
+KEY = "sk_test_very_secret_key"
+
+INVOICE: dict[str, Any] = {
+    "id": "inv-1",
+    "number": "INV-00001",
+    "currency": "EUR",
+    "created_at": 1767603600000,
+    "customer": {"reference": None, "contact": {"id": "c1", "email": "c1@example.test"}},
+    "orders": [{"id": "o1", "number": "1042"}],
+    "lines": [
+        {
+            "ids": ["a"],
+            "order_id": "o1",
+            "sku": "S",
+            "label": "L",
+            "quantity": 1,
+            "unit_price": 1210,
+            "total": 1210.0,
+            "total_ex_vat": "1000",
+            "vat": {"rate": 21, "amount": 210},
+            "is_contra": False,
+            "brand": "extra fields are fine",
+        }
+    ],
+    "subtotal": 1210,
+    "total": 1210,
+    "total_ex_vat": 1000,
+    "vat": [{"rate": 21, "amount": 210}],
+    "reimbursement": {"status": "OPEN", "amount_paid": 0, "amount_due": 1210},
+    "pdf_url": None,
+}
+ORDER: dict[str, Any] = {
+    "id": "o1",
+    "number": 1042,
+    "customer": INVOICE["customer"],
+    "actions": [{"action": "INVOICE", "ids": ["b", "a"]}, {"action": "SOMETHING_NEW", "ids": []}],
+    "invoices": [],
+}
+
+
+class Sleeps:
+    """Injected instead of asyncio.sleep: records, never waits."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@asynccontextmanager
+async def client_for(*replies: Reply, **kw: Any) -> AsyncIterator[tuple[AfostoClient, Any, Sleeps]]:
+    sleeps = Sleeps()
+    async with serving(*replies) as script:
+        options: dict[str, Any] = {"sleep": sleeps, "timeout": 2.0} | kw
+        async with AfostoClient(script.url, SecretStr(KEY), **options) as client:
+            yield client, script, sleeps
