@@ -3,11 +3,13 @@ plus per-call metrics and the circuit feed."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 
+from consumer.afosto import SharedLimiter
 from consumer.afosto.errors import parse_retry_after
 from consumer.metrics import Metrics
 from handlers.errors import Conflict, RateLimited
@@ -120,3 +122,38 @@ async def test_every_round_trip_reports_whether_afosto_answered() -> None:
         with pytest.raises(Conflict):
             await client.invoice_items(["a"], "i")  # timed out: unknown outcome
     assert results == [False, True, True, False]
+
+
+async def test_limiter_holds_concurrency_down_while_slowed_then_restores_it() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await asyncio.sleep(0)
+
+    limiter = SharedLimiter(
+        concurrency=6, slow_concurrency=2, slow_for=30, sleep=sleep, monotonic=lambda: now[0]
+    )
+    assert limiter.rate_limited(None) == 1.0  # Afosto's advice: 1 s, then 2 s, 4 s, …
+    assert limiter.rate_limited(None) == 2.0
+    inside, peak = 0, 0
+
+    async def call() -> None:
+        nonlocal inside, peak
+        async with limiter.slot():
+            inside += 1
+            peak = max(peak, inside)
+            for _ in range(3):
+                await asyncio.sleep(0)
+            inside -= 1
+
+    await asyncio.gather(*(call() for _ in range(8)))
+    assert peak == 2
+    assert slept == [2.0] * 8  # every call waited out the pause first
+    now[0] += 60
+    peak = 0
+    await asyncio.gather(*(call() for _ in range(8)))
+    assert peak == 6
+    limiter.succeeded()
+    assert limiter.rate_limited(None) == 1.0
