@@ -70,17 +70,20 @@ async def health(_request: web.Request) -> web.Response:
 async def settings(request: web.Request) -> web.Response:
     sandbox = request.app[SANDBOX]
     changes = await _body(request) if request.method == "PATCH" else {}
-    unknown = set(changes) - {"lenient", "http_status_mode"}
+    unknown = set(changes) - {"lenient", "http_status_mode", "response_cache"}
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}")
     if "lenient" in changes:
         sandbox.store.lenient = bool(changes["lenient"])
     if "http_status_mode" in changes:
         sandbox.http_status_mode = bool(changes["http_status_mode"])
+    if "response_cache" in changes:
+        sandbox.cache.enabled = bool(changes["response_cache"])
     return _reply(
         {
             "lenient": sandbox.store.lenient,
             "http_status_mode": sandbox.http_status_mode,
+            "response_cache": sandbox.cache.enabled,
             "seed": sandbox.faults.seed,
         }
     )

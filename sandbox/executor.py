@@ -10,6 +10,7 @@ from graphql import (
     ExecutionResult,
     FieldNode,
     GraphQLError,
+    GraphQLResolveInfo,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
@@ -56,6 +57,17 @@ def _formatted(error: GraphQLError, default_code: str) -> dict[str, Any]:
     return body
 
 
+def _never_awaitable(_value: Any) -> bool:
+    return False
+
+
+def _attribute_resolver(source: Any, info: GraphQLResolveInfo[Any], **_args: Any) -> Any:
+    """graphql-core's default resolver minus the checks our plain objects never need."""
+    if type(source) is dict:
+        return source.get(info.field_name)
+    return getattr(source, info.field_name, None)
+
+
 class Executor:
     """Caches prepared documents by query text; execution itself is synchronous."""
 
@@ -98,6 +110,9 @@ class Executor:
             context_value=context,
             variable_values=variables,
             operation_name=operation_name,
+            field_resolver=_attribute_resolver,
+            # Every resolver is synchronous, so skip graphql-core's per-field awaitable probe.
+            is_awaitable=_never_awaitable,  # type: ignore[arg-type]
         )
         assert isinstance(result, ExecutionResult), "resolvers are synchronous"
         body: dict[str, Any] = {"data": result.data}

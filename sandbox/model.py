@@ -118,44 +118,43 @@ class Order:
     lines: list[OrderLine] = field(default_factory=list)
     invoices: list[Invoice] = field(default_factory=list)
 
+    # The Store bumps `revision` on every change; derived fields are computed once per revision.
+    revision: int = 0
+    _view: OrderView | None = field(default=None, repr=False)
+
+    def view(self) -> OrderView:
+        view = self._view
+        if view is None or view.revision != self.revision:
+            view = self._view = OrderView.of(self)
+        return view
+
     @property
     def items(self) -> list[OrderItem]:
-        result: list[OrderItem] = []
-        for line in self.lines:
-            result.append(_order_item(line, line.units, line.price))
-            contras = [u.contra for u in line.units if u.contra is not None]
-            if contras:
-                result.append(_order_item(line, contras, -line.price))
-        return result
+        return self.view().items
 
     @property
     def total(self) -> int:
-        return sum(item.total for item in self.items)
+        return self.view().total
 
     @property
     def subtotal(self) -> int:
-        return self.total
+        return self.view().total
 
     @property
     def vat(self) -> list[VatAmount]:
-        return vat_breakdown(item.vat for item in self.items)
+        return self.view().vat
 
     @property
     def total_excluding_vat(self) -> int:
-        return self.total - sum(v.amount for v in self.vat)
+        return self.view().total - sum(v.amount for v in self.view().vat)
 
     @property
     def actions(self) -> list[OrderAction]:
-        invoice, approval, finish = order_actions(self)
-        entries = [("INVOICE", invoice), ("HANDLE_APPROVAL", approval), ("HANDLE_FINISH", finish)]
-        return [OrderAction(name, ids) for name, ids in entries if ids]
+        return self.view().actions
 
     @property
     def status(self) -> str:
-        open_units = any(
-            not u.cancelled and not u.shipped for line in self.lines for u in line.units
-        )
-        return "OPEN" if open_units or self.actions else "CLOSED"
+        return self.view().status
 
     def all_units(self) -> list[Unit]:
         """Originals and contra units, in line order."""
@@ -164,6 +163,41 @@ class Order:
             units.extend(line.units)
             units.extend(u.contra for u in line.units if u.contra is not None)
         return units
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """An order's derived fields at one revision."""
+
+    revision: int
+    items: list[OrderItem]
+    total: int
+    vat: list[VatAmount]
+    actions: list[OrderAction]
+    status: str
+
+    @classmethod
+    def of(cls, order: Order) -> OrderView:
+        items: list[OrderItem] = []
+        for line in order.lines:
+            items.append(_order_item(line, line.units, line.price))
+            contras = [u.contra for u in line.units if u.contra is not None]
+            if contras:
+                items.append(_order_item(line, contras, -line.price))
+        invoice, approval, finish = order_actions(order)
+        entries = [("INVOICE", invoice), ("HANDLE_APPROVAL", approval), ("HANDLE_FINISH", finish)]
+        actions = [OrderAction(name, ids) for name, ids in entries if ids]
+        unshipped = any(
+            not u.cancelled and not u.shipped for line in order.lines for u in line.units
+        )
+        return cls(
+            revision=order.revision,
+            items=items,
+            total=sum(item.total for item in items),
+            vat=vat_breakdown(item.vat for item in items),
+            actions=actions,
+            status="OPEN" if unshipped or actions else "CLOSED",
+        )
 
 
 def is_invoiceable(unit: Unit) -> bool:

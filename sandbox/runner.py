@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.cache import ResponseCache
 from sandbox.errors import error_body
 from sandbox.executor import Executor
 from sandbox.faults import FaultConfig, FaultController
@@ -63,6 +64,7 @@ class Sandbox:
         self.ledger = Ledger(self.store.invoiceable)
         self.store.on_invoice += [self.ledger.record_invoice, self._schedule_pdf]
         self.executor = Executor(executable_schema())
+        self.cache = ResponseCache()
         amqp = AmqpPublisher(settings.amqp_url, settings.exchange) if settings.amqp_url else None
         webhooks = None
         if settings.webhook_url:
@@ -92,6 +94,8 @@ class Sandbox:
     def _schedule_pdf(self, invoice: Invoice) -> None:
         delay = self.faults.pdf_delay()
         invoice.pdf_ready_at = None if delay is None else time.time() + delay
+        if invoice.pdf_ready_at is not None:
+            self.cache.pdf_scheduled(invoice.pdf_ready_at)
 
     async def pdf_bytes(self, invoice: Invoice) -> bytes:
         """The rendered PDF, made once per invoice in a worker thread."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from sandbox.errors import STATUS, error_body
+from sandbox.executor import Prepared
 from sandbox.resolvers import RequestContext
 
 if TYPE_CHECKING:
@@ -23,12 +24,6 @@ PROXY_PAGES = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service U
 
 def _dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=_dumps(body), status=status, headers=headers, content_type="application/json"
-    )
 
 
 def _reset(request: web.Request) -> web.Response:
@@ -86,21 +81,43 @@ async def graphql(request: web.Request) -> web.StreamResponse:
         ledger.record_call(operation, "rate_limited")
         return sandbox.error_response("RATE_LIMITED", "Too many requests")
 
-    context = RequestContext(sandbox.store, sandbox.base_url, arrived)
-    body = sandbox.executor.execute(prepared, variables, context, operation_name)
-    errors = body.get("errors")
-    outcome = str(errors[0]["extensions"]["code"]).lower() if errors else "ok"
+    raw, outcome = _answer(sandbox, prepared, query, variables, operation_name, arrived)
     if decision.post == "hold":
         # The work is committed; the client times out first and cannot know the outcome.
         ledger.record_call(operation, f"held_{outcome}")
         await asyncio.sleep(faults.config.hold_s)
-        return _json(body)
-    if decision.post == "malformed":
+    elif decision.post == "malformed":
         ledger.record_call(operation, f"malformed_{outcome}")
-        raw = _dumps(body)
-        return web.Response(body=raw[: max(1, len(raw) // 2)], content_type="application/json")
-    ledger.record_call(operation, outcome)
-    return _json(body)
+        raw = raw[: max(1, len(raw) // 2)]
+    else:
+        ledger.record_call(operation, outcome)
+    return web.Response(body=raw, content_type="application/json")
+
+
+def _answer(
+    sandbox: Sandbox,
+    prepared: Prepared,
+    query: str,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+    now: float,
+) -> tuple[bytes, str]:
+    """The serialized response and its outcome; queries come from the cache when unchanged."""
+    cache, revision = sandbox.cache, sandbox.store.revision
+    key = None
+    if prepared.operation != "mutation":
+        key = cache.key(query, variables, operation_name)
+        hit = cache.get(key, revision, now)
+        if hit is not None:
+            return hit.raw, hit.outcome
+    context = RequestContext(sandbox.store, sandbox.base_url, now)
+    body = sandbox.executor.execute(prepared, variables, context, operation_name)
+    errors = body.get("errors")
+    outcome = str(errors[0]["extensions"]["code"]).lower() if errors else "ok"
+    raw = _dumps(body)
+    if key is not None:
+        cache.put(key, revision, now, raw, outcome)
+    return raw, outcome
 
 
 async def pdf(request: web.Request) -> web.Response:

@@ -35,6 +35,7 @@ class Store:
         self.on_invoice: list[Callable[[Invoice], None]] = []
         self._rng = random.Random(f"store:{seed}")
         self._order_seq = 0
+        self.revision = 0  # bumped on every change; the response cache keys on it
         self._invoice_seq = 0
         self.clock: Callable[[], float] = time.time
 
@@ -71,6 +72,7 @@ class Store:
                 line.units.append(unit)
                 self.units[unit.id] = unit
             order.lines.append(line)
+        self._bump(order)
         self.orders[order.id] = order
         return order
 
@@ -208,12 +210,18 @@ class Store:
         for order in orders:
             order.invoices.append(invoice)
             order.updated_at = invoice.created_at
+            self._bump(order)
         self.invoices[invoice.id] = invoice
         for hook in self.on_invoice:
             hook(invoice)
         return invoice
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _bump(self, order: Order) -> None:
+        """Invalidate derived views: the order's and the store-wide response cache."""
+        order.revision += 1
+        self.revision += 1
 
     def _reverse(self, unit: Unit) -> None:
         contra = Unit(self.new_id(), unit.line, contra_of=unit)
@@ -246,4 +254,5 @@ class Store:
     def _touched(self, order: Order, units: list[Unit]) -> list[str]:
         if units:
             order.updated_at = self.now_ms()
+            self._bump(order)
         return [u.id for u in units]
