@@ -1,0 +1,103 @@
+"""Process-level guarantees: a hard crash at every crash point, SIGTERM under load, and two
+service instances racing on the same orders. Real broker, sandbox over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+import sandbox
+from consumer.crash import EXIT_CODE
+from consumer.settings import CRASH_POINTS
+from tests.integration.pipeline_support import (
+    ServiceProcess,
+    capture,
+    dead_letters,
+    eventually,
+    service,
+)
+from tests.integration.test_pipeline_scenarios import assert_exactly_once, settled
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup", "no_crash_env")]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+async def test_a_crash_at_any_point_loses_nothing_and_doubles_nothing(
+    point: str,
+    full_env: dict[str, str],
+    afosto: sandbox.Sandbox,
+    amqp: AbstractRobustConnection,
+    prefix: str,
+) -> None:
+    async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out:
+        doomed = await ServiceProcess({**full_env, "INVOICER_CRASH_AT": point}).start()
+        try:
+            order = await afosto.simulator.create_order()
+            await afosto.simulator.ship(order.id)
+            code = await doomed.wait(within=30)
+        finally:
+            await doomed.kill()
+        assert code == EXIT_CODE, doomed.log_tail()
+        assert f"INVOICER_CRASH_AT={point} reached" in "\n".join(doomed.lines)
+        survivor = await ServiceProcess(full_env).start()
+        try:
+            await eventually(lambda: settled(afosto, out), within=30, what="recovery")
+        finally:
+            assert await survivor.terminate() == 0, survivor.log_tail()
+    assert_exactly_once(afosto, out)
+    assert len(afosto.ledger.invoices) == 1
+    assert await dead_letters(amqp, f"{prefix}.dead") == []
+
+
+async def test_sigterm_under_load_drains_and_loses_nothing(
+    full_env: dict[str, str],
+    afosto: sandbox.Sandbox,
+    amqp: AbstractRobustConnection,
+    prefix: str,
+) -> None:
+    afosto.faults.configure(latency_ms=150.0)  # keep deliveries in flight when the signal lands
+    async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out:
+        first = await ServiceProcess(full_env).start()
+        try:
+            for _ in range(20):
+                order = await afosto.simulator.create_order()
+                await afosto.simulator.ship(order.id)
+            await eventually(lambda: len(out.of("invoice.created")) >= 3, what="some progress")
+            code = await first.terminate(within=30)
+        finally:
+            await first.kill()
+        assert code == 0, first.log_tail()
+        log = "\n".join(first.lines)
+        assert "drained" in log, first.log_tail()
+        assert not settled(afosto, out)  # the signal really landed mid-load
+        second = await ServiceProcess(full_env).start()
+        try:
+            await eventually(lambda: settled(afosto, out), within=60, what="the rest")
+        finally:
+            assert await second.terminate() == 0, second.log_tail()
+    assert_exactly_once(afosto, out)
+    assert len(afosto.ledger.invoices) == 20
+
+
+async def test_two_instances_racing_on_the_same_orders_invoice_once(
+    full_env: dict[str, str],
+    afosto: sandbox.Sandbox,
+    amqp: AbstractRobustConnection,
+    prefix: str,
+) -> None:
+    """Every order gets several triggers at once while two instances consume the queues."""
+    async with (
+        capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out,
+        service({**full_env, "INVOICER_CONCURRENCY": "8"}),
+        service({**full_env, "INVOICER_CONCURRENCY": "8"}),
+    ):
+        orders = [await afosto.simulator.create_order() for _ in range(10)]
+        steps = await asyncio.gather(*(afosto.simulator.ship(o.id) for o in orders))
+        events = [p for s in steps for p in s.published if afosto.simulator.published.get(p)]
+        amqp_events = [e for e in events if afosto.simulator.published[e].channel == "amqp"]
+        await asyncio.gather(*(afosto.simulator.republish(e, copies=2) for e in amqp_events))
+        await eventually(lambda: settled(afosto, out), within=40, what="every order invoiced")
+    assert_exactly_once(afosto, out)
+    assert len(afosto.ledger.invoices) == 10
