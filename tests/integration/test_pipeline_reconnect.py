@@ -1,0 +1,65 @@
+"""A dropped broker connection: aio-pika's robust connection comes back, our consumers are
+registered again (asked of the broker, not of our bookkeeping), and work continues."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+import sandbox
+from tests.integration.http_support import TcpProxy
+from tests.integration.pipeline_support import capture, eventually, service
+from tests.integration.test_pipeline_scenarios import assert_exactly_once, settled
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup", "no_crash_env")]
+
+
+async def _consumers(amqp: AbstractRobustConnection, queues: list[str]) -> dict[str, int]:
+    counts = {}
+    async with amqp.channel() as channel:
+        for name in queues:
+            declared = await channel.declare_queue(name, passive=True)
+            assert declared.declaration_result is not None
+            counts[name] = declared.declaration_result.consumer_count or 0
+    return counts
+
+
+async def test_consumers_come_back_after_the_connection_drops(
+    full_env: dict[str, str],
+    afosto: sandbox.Sandbox,
+    amqp: AbstractRobustConnection,
+    prefix: str,
+) -> None:
+    proxy = TcpProxy()
+    await proxy.start()
+    env = {**full_env, "INVOICER_AMQP_URL": proxy.url}
+    queues = [f"{prefix}.{stage}" for stage in ("triggers", "intents", "pdf")]
+    try:
+        async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out, service(env) as app:
+            order = await afosto.simulator.create_order()
+            await afosto.simulator.ship(order.id)
+            await eventually(lambda: settled(afosto, out), what="the first invoice")
+            assert await _consumers(amqp, queues) == dict.fromkeys(queues, 1)
+
+            await proxy.cut()
+            await asyncio.sleep(0.3)
+            assert await _consumers(amqp, queues) == dict.fromkeys(queues, 0)
+            order = await afosto.simulator.create_order()
+            await afosto.simulator.ship(order.id)  # arrives while the service is cut off
+            await proxy.restore()
+
+            for _ in range(200):
+                if await _consumers(amqp, queues) == dict.fromkeys(queues, 1):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("consumers were not restored after the reconnect")
+            await eventually(lambda: settled(afosto, out), within=30, what="the second invoice")
+            checks = {c.name: c.ok for c in await app.controller.readiness()}
+            assert all(checks.values()), checks
+    finally:
+        await proxy.cut()
+    assert_exactly_once(afosto, out)
+    assert len(afosto.ledger.invoices) == 2
