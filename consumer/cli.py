@@ -63,9 +63,7 @@ def _delegate(name: str, argv: list[str]) -> int:
     except ModuleNotFoundError as exc:
         if exc.name is None or not module_name.startswith(exc.name):
             raise
-        print(
-            f"invoicer {name}: not available in this build ({module_name} missing)", file=sys.stderr
-        )
+        print(f"invoicer {name}: not available ({module_name} is missing)", file=sys.stderr)
         return 2
     result: int = module.main(argv)
     return result
