@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential_jitter
 
@@ -58,6 +58,7 @@ class ControlConfig:
     api_down_min_failures: int = 5
     probe_initial: float = 1.0
     probe_max: float = 60.0
+    probe_timeout: float = 30.0  # a probe that hangs is a failed probe
     triggers_queue: str | None = None  # for invoicer_oldest_trigger_age_seconds
 
 
@@ -85,6 +86,7 @@ class Controller:
         self._failures = 0
         self._misses: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: dict[tuple[str, ...], asyncio.Future[dict[str, QueueState | None]]] = {}
 
     @property
     def circuit_open(self) -> bool:
@@ -164,7 +166,8 @@ class Controller:
 
     async def _probe_once(self) -> None:
         try:
-            await self._probe()
+            async with asyncio.timeout(self._config.probe_timeout):
+                await self._probe()
         except Exception as exc:
             self._metrics.probes.labels(outcome="failed").inc()
             log.info("afosto probe failed: %s", type(exc).__name__)
@@ -252,7 +255,7 @@ class Controller:
         ]
         expected = self._expected()
         try:
-            states = await self._inspector.queue_states(list(expected))
+            states = await self._states_for_readiness(list(expected))
         except Exception as exc:
             error = {"error": type(exc).__name__}
             return [Check("broker", False, error), Check("consumers", False, error), *checks]
@@ -265,6 +268,21 @@ class Controller:
         missing = [q for q, want in expected.items() if self._missing(states.get(q), want)]
         consumers = Check("consumers", not missing, {"missing": missing, "queues": queues})
         return [Check("broker", True), consumers, *checks]
+
+    async def _states_for_readiness(self, queues: list[str]) -> dict[str, QueueState | None]:
+        # A /readyz storm shares one in-flight broker question instead of queueing many.
+        key = tuple(sorted(queues))
+        shared = self._inflight.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(self._inspector.queue_states(queues))
+            self._inflight[key] = shared
+            shared.add_done_callback(lambda done: self._forget(key, done))
+        return await asyncio.shield(shared)
+
+    def _forget(self, key: tuple[str, ...], done: asyncio.Future[Any]) -> None:
+        self._inflight.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter may have timed out already
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

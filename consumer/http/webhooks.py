@@ -103,7 +103,7 @@ class WebhookIngress:
             response = web.json_response(
                 {"status": "rejected", "detail": reject.detail}, status=reject.status
             )
-            if reject.status in (408, 413):
+            if reject.status in (400, 408, 413):
                 # The unread rest of the body is never read: end the connection instead.
                 response.force_close()
             if reject.status == 503:
@@ -164,6 +164,9 @@ class WebhookIngress:
                         raise _Reject(413, f"body over {limit} bytes")
         except TimeoutError:
             raise _Reject(408, "body not received in time") from None
+        except (web.RequestPayloadError, ConnectionError) as exc:
+            # Broken chunking or a client gone mid-body: a client error, never a 500.
+            raise _Reject(400, f"body unreadable ({type(exc).__name__})") from None
         return bytes(body)
 
     @staticmethod

@@ -4,7 +4,7 @@ and the watchdog re-subscribing after the broker cancelled our consumer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import SecretStr
 
-from consumer.broker_inspect import BrokerInspector
+from consumer.broker_inspect import BrokerInspector, QueueState
 from consumer.control import ControlConfig, Controller
 from consumer.http.server import build_app, serving
 from consumer.http.webhooks import WebhookConfig, WebhookIngress
@@ -216,3 +216,32 @@ async def test_webhook_requests_move_the_status_counter() -> None:
     assert 'invoicer_webhook_requests_total{status="200"} 1.0' in text
     assert 'invoicer_webhook_requests_total{status="401"} 1.0' in text
     assert 'invoicer_webhook_triggers_total{event_type="order.shipped"} 1.0' in text
+
+
+class CountingInspector:
+    """The real inspector, counting how often the broker is asked."""
+
+    def __init__(self, inner: BrokerInspector) -> None:
+        self.inner = inner
+        self.asked = 0
+
+    async def queue_states(self, queues: Sequence[str]) -> dict[str, QueueState | None]:
+        self.asked += 1
+        return await self.inner.queue_states(queues)
+
+
+async def test_a_readyz_storm_shares_broker_questions(service: Service) -> None:
+    counting = CountingInspector(BrokerInspector(SecretStr(BROKER_URL)))
+    controller = Controller(
+        consumers=service.consumers,
+        inspector=counting,
+        probe=_never_called,
+        metrics=Metrics(),
+    )
+    try:
+        results = await asyncio.gather(*(controller.readiness() for _ in range(50)))
+    finally:
+        await counting.inner.close()
+
+    assert all(all(check.ok for check in checks) for checks in results)
+    assert counting.asked == 1  # the other 49 waited for the same answer

@@ -235,3 +235,10 @@ async def test_expect_continue_with_good_head_invites_the_body(server: Server) -
     assert status_of(final) == 200
     [message] = await server.exchange.drain()
     assert message.message_id == "msg_expect"
+
+
+async def test_broken_chunked_encoding_is_a_client_error(server: Server) -> None:
+    answer = await raw_request(server.port, _head(None, chunked=True) + b"zz\r\nnot hex\r\n")
+
+    assert status_of(answer) == 400
+    assert await server.exchange.drain() == []
