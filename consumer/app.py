@@ -89,6 +89,16 @@ async def running(
         consume_channel = await connection.channel()
         stack.push_async_callback(consume_channel.close)
         queues = await declare(consume_channel, topology)
+        controller: Controller | None = None
+
+        def on_api_result(ok: bool) -> None:
+            if controller is not None:  # late-bound: the controller needs the client's probe
+                controller.api_result(ok)
+
+        def on_systemic(exc: Systemic) -> None:
+            if controller is not None:
+                controller.systemic(systemic_reason(exc), exc.detail)
+
         api = await stack.enter_async_context(
             AfostoClient(
                 settings.afosto.url,
@@ -99,6 +109,7 @@ async def running(
                 concurrency=pipeline.concurrency,
                 metrics=metrics,
                 crash=crash,
+                on_result=on_api_result,
             )
         )
         publisher = Publisher(
@@ -111,12 +122,6 @@ async def running(
             recheck_deadline=pipeline.recheck_deadline,
             crash=crash,
         )
-        controller: Controller | None = None
-
-        def on_systemic(exc: Systemic) -> None:
-            if controller is not None:
-                controller.systemic(systemic_reason(exc), exc.detail)
-
         processor = Processor(
             topology=topology,
             deps=deps,

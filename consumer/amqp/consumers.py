@@ -97,11 +97,21 @@ class Consumers:
             await self._cancel(sub)
             if not self._wanted:
                 return
-            await sub.queue.declare()
+            await self._redeclare(sub.queue)
             sub.tag = f"invoicer.{self._instance}.{sub.route.stage}.{uuid.uuid4().hex[:4]}"
             await sub.queue.consume(sub.callback, consumer_tag=sub.tag)
             sub.active = True
             log.warning("re-subscribed to %s", queue)
+
+    async def _redeclare(self, queue: AbstractQueue) -> None:
+        # The queue may have been deleted with its bindings: declare both again.
+        await queue.declare()
+        for binding in self._topology.bindings:
+            if binding.queue != queue.name:
+                continue
+            (exchange,) = [e for e in self._topology.exchanges if e.name == binding.exchange]
+            await self._channel.declare_exchange(exchange.name, exchange.type, durable=True)
+            await queue.bind(exchange.name, binding.routing_key)
 
     async def stop(self) -> None:
         """Stop taking deliveries for good (the drain's first step)."""

@@ -63,3 +63,21 @@ async def test_consumers_come_back_after_the_connection_drops(
         await proxy.cut()
     assert_exactly_once(afosto, out)
     assert len(afosto.ledger.invoices) == 2
+
+
+async def test_resubscribe_recreates_a_deleted_queue_with_its_bindings(
+    full_env: dict[str, str],
+    afosto: sandbox.Sandbox,
+    amqp: AbstractRobustConnection,
+    prefix: str,
+) -> None:
+    intents = f"{prefix}.intents"
+    async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out, service(full_env) as app:
+        async with amqp.channel() as channel:
+            await channel.queue_delete(intents)
+        await app.consumers.resubscribe(intents)
+        assert (await _consumers(amqp, [intents]))[intents] >= 1
+        order = await afosto.simulator.create_order()
+        await afosto.simulator.ship(order.id)  # intents travel <p>.route → <p>.intents by binding
+        await eventually(lambda: settled(afosto, out), within=30, what="an invoice after repair")
+    assert_exactly_once(afosto, out)
