@@ -34,6 +34,7 @@ class FakeOrder:
     invoiceable: list[str] = field(default_factory=list)
     pending: dict[str, list[str]] = field(default_factory=dict)  # HANDLE_* action → ids
     invoice_ids: list[str] = field(default_factory=list)
+    units: list[str] = field(default_factory=list)  # every unit id the order lists under items
 
 
 @dataclass
@@ -50,8 +51,10 @@ class FakeAfosto:
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     def add_order(self, order_id: str, invoiceable: Sequence[str] = (), **kw: Any) -> FakeOrder:
-        self.orders[order_id] = FakeOrder(order_id, invoiceable=list(invoiceable), **kw)
-        return self.orders[order_id]
+        order = FakeOrder(order_id, invoiceable=list(invoiceable), **kw)
+        order.units = sorted(set(order.units) | set(invoiceable))
+        self.orders[order_id] = order
+        return order
 
     def mutations(self) -> int:
         return sum(1 for name, _ in self.calls if name == "invoice_items")
@@ -78,6 +81,7 @@ class FakeAfosto:
                 "number": f"ORD-{o.id}",
                 "currency": "EUR",
                 "customer": _customer(o.customer_id),
+                "items": [{"ids": o.units, "sku": "S", "quantity": len(o.units)}],
                 "actions": actions,
                 "invoices": invoices,
                 "unknown_field": {"is": "ignored"},

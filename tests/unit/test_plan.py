@@ -159,3 +159,23 @@ async def test_past_the_deadline_an_intent_still_goes_out_with_one_last_look() -
     with pytest.raises(Permanent) as err:
         await plan(last.message, deps, CTX)
     assert err.value.reason == "not_invoiceable"
+
+
+async def test_return_of_units_never_invoiced_is_nothing_to_credit() -> None:
+    api = FakeAfosto()
+    api.add_order("o1", [], units=["u1", "u2"])
+    assert (
+        await plan(event(event_type="order.returned", item_ids=["u1"]), make_deps(api), CTX) == []
+    )
+
+
+async def test_return_of_units_afosto_does_not_know_yet_is_rechecked() -> None:
+    api = FakeAfosto()
+    api.add_order("o1", [], units=["u1"])
+    (fwd,) = forwards(
+        await plan(event(event_type="order.returned", item_ids=["u9"]), make_deps(api), CTX)
+    )
+    assert fwd.stage == "triggers"
+    # a shipment of a unit not yet shipped (listed, but not invoiceable) is early too
+    (fwd,) = forwards(await plan(event(item_ids=["u1"]), make_deps(api), CTX))
+    assert fwd.stage == "triggers"
