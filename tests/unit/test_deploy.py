@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from consumer.amqp.topology import definitions
 from consumer.durations import format_duration, parse_duration
+from consumer.metrics import Metrics
 from consumer.settings import ENV_NAMES, SECRET_ENV_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -254,3 +255,13 @@ def test_compose_dev_definitions_fit_the_topology() -> None:
     url = compose["services"]["invoicer"]["environment"]["INVOICER_AMQP_URL"]
     assert f"//{users['users'][0]['name']}:" in url
     assert {v["name"] for v in users["vhosts"]} == {"/"}
+
+
+def test_runbook_alerts_name_real_metrics() -> None:
+    known = {family.name for family in Metrics().registry.collect()}
+    text = (ROOT / "docs" / "operations.md").read_text()
+    named = set(re.findall(r"\b(invoicer_[a-z_]+)", text))
+    assert named, "the runbook names no metric"
+    for name in sorted(named):
+        base = re.sub(r"_(total|bucket|count|sum|created)$", "", name)
+        assert base in known, f"docs/operations.md names {name}, which consumer/metrics.py lacks"
