@@ -51,6 +51,7 @@ class Ledger:
     def summary(self) -> dict[str, Any]:
         return {
             "invoices": len(self.invoices),
+            "credit_invoices": sum(1 for i in self.invoices if i.is_credit),
             "items_invoiced": len(self.item_invoices),
             "invoiced_more_than_once": self.invoiced_more_than_once(),
             "never_invoiced": self.never_invoiced(),
