@@ -210,10 +210,15 @@ class AfostoClient:
             error = exc
             raise
         finally:
-            if self._metrics is not None:
-                self._metrics.afosto_call(operation, _outcome(error), time.monotonic() - started)
-            if self._on_result is not None:
-                self._on_result(_answered(error))
+            self._record(operation, error, time.monotonic() - started)
+
+    def _record(self, operation: str, error: BaseException | None, seconds: float) -> None:
+        if isinstance(error, asyncio.CancelledError):
+            return  # shutdown, not an Afosto outcome
+        if self._metrics is not None:
+            self._metrics.afosto_call(operation, _outcome(error), seconds)
+        if self._on_result is not None:
+            self._on_result(_answered(error))
 
     async def _send(
         self, operation: OperationName, variables: dict[str, Any], *, mutation: bool
