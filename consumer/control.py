@@ -3,7 +3,8 @@
 Two failure modes make RabbitMQ consumers go silently idle or burn their retries:
 - connected but not consuming (the broker cancelled the consumer, the queue was deleted, a
   restore after reconnect failed): the watchdog asks the broker how many consumers each queue
-  has, re-subscribes through the runtime, and readiness fails while it cannot;
+  has (a passive declare counts every replica's), checks that this process's own consumer tag
+  is live, re-subscribes through the runtime, and readiness fails while it cannot;
 - a systemic failure (Afosto says UNAUTHORIZED/FORBIDDEN, or has been down for a while): the
   circuit opens, consumers are paused so messages wait in their queues, a probe retries with
   backoff, and consumption resumes by itself once the probe passes.
@@ -38,6 +39,9 @@ class ConsumerSet(Protocol):
 
     def expected(self) -> Mapping[str, int]:
         """Queue name → consumers this process should hold on it while consuming."""
+
+    def registered(self) -> Mapping[str, bool]:
+        """This process's own view: queue → its consumer tag is live on an open channel."""
 
     async def resubscribe(self, queue: str) -> None:
         """Consume `queue` again (re-declaring it if the broker lost it); raise if impossible."""
@@ -207,9 +211,10 @@ class Controller:
         if not expected:
             return
         states = await self._inspector.queue_states(list(expected))
+        local = self._consumers.registered()
         self._record(states)
         for queue, want in expected.items():
-            if not self._missing(states.get(queue), want):
+            if not self._missing(queue, states.get(queue), want, local):
                 self._misses[queue] = 0
                 continue
             self._misses[queue] = self._misses.get(queue, 0) + 1
@@ -229,8 +234,11 @@ class Controller:
             self._misses[queue] = 0
 
     @staticmethod
-    def _missing(state: QueueState | None, want: int) -> bool:
-        return state is None or state.consumers < want
+    def _missing(
+        queue: str, state: QueueState | None, want: int, local: Mapping[str, bool]
+    ) -> bool:
+        # The broker's count covers every replica; our own tag tells this replica apart.
+        return state is None or state.consumers < want or not local.get(queue, True)
 
     def _record(self, states: Mapping[str, QueueState | None]) -> None:
         for queue, state in states.items():
@@ -260,12 +268,18 @@ class Controller:
             error = {"error": type(exc).__name__}
             return [Check("broker", False, error), Check("consumers", False, error), *checks]
         self._record(states)
+        local = self._consumers.registered()
         queues = {
-            q: {"expected": want, "registered": s.consumers if s else 0, "exists": s is not None}
+            q: {
+                "expected": want,
+                "registered": s.consumers if s else 0,
+                "exists": s is not None,
+                "ours_live": local.get(q, True),
+            }
             for q, want in expected.items()
             for s in [states.get(q)]
         }
-        missing = [q for q, want in expected.items() if self._missing(states.get(q), want)]
+        missing = [q for q, n in expected.items() if self._missing(q, states.get(q), n, local)]
         consumers = Check("consumers", not missing, {"missing": missing, "queues": queues})
         return [Check("broker", True), consumers, *checks]
 

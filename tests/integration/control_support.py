@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
@@ -23,11 +24,27 @@ class TestConsumerSet:
         self._queues: dict[str, AbstractQueue] = {}
         self._tags: dict[str, str] = {}
         self.resubscribed: list[str] = []
+        self._underlay: aiormq.Channel | None = None
 
     def expected(self) -> Mapping[str, int]:
         return dict.fromkeys(self._handlers, 1)
 
+    def registered(self) -> Mapping[str, bool]:
+        # aiormq drops a consumer from the channel when the broker cancels it.
+        assert self._underlay is not None, "start() first"
+        return {name: self._tags.get(name) in self._underlay.consumers for name in self._handlers}
+
+    def tag(self, name: str) -> str:
+        return self._tags[name]
+
+    def queue(self, name: str) -> AbstractQueue:
+        return self._queues[name]
+
     async def start(self) -> None:
+        # The aiormq channel under a plain connection's channel never changes.
+        underlay = await self._channel.get_underlay_channel()
+        assert isinstance(underlay, aiormq.Channel)
+        self._underlay = underlay
         for name in self._handlers:
             await self._consume(name)
 

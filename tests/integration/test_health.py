@@ -119,7 +119,7 @@ async def test_readyz_reports_each_check_as_seen_by_the_broker(service: Service)
     assert body["status"] == "ready"
     assert body["failed"] == []
     assert body["checks"]["consumers"]["queues"] == {
-        service.queue: {"expected": 1, "registered": 1, "exists": True}
+        service.queue: {"expected": 1, "registered": 1, "exists": True, "ours_live": True}
     }
     assert body["checks"]["afosto"]["circuit"] == "closed"
 
@@ -245,3 +245,26 @@ async def test_a_readyz_storm_shares_broker_questions(service: Service) -> None:
 
     assert all(all(check.ok for check in checks) for checks in results)
     assert counting.asked == 1  # the other 49 waited for the same answer
+
+
+async def test_another_replicas_consumer_does_not_hide_ours_missing(service: Service) -> None:
+    other = await aio_pika.connect(BROKER_URL)  # a second replica on the same queue
+    async with other:
+        channel = await other.channel()
+        queue = await channel.declare_queue(service.queue, passive=True)
+
+        async def handle(message: AbstractIncomingMessage) -> None:
+            await message.ack()
+
+        await queue.consume(handle)
+        await service.ready_eventually(True)
+
+        # Our consumer disappears; the broker still counts the other replica's.
+        ours = service.consumers.tag(service.queue)
+        await service.consumers.queue(service.queue).cancel(ours)
+
+        body = await service.ready_eventually(False)
+        assert body["checks"]["consumers"]["queues"][service.queue]["registered"] == 1
+        assert body["checks"]["consumers"]["queues"][service.queue]["ours_live"] is False
+        await service.ready_eventually(True)
+        assert service.consumers.resubscribed == [service.queue]

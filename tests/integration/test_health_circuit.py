@@ -167,6 +167,9 @@ async def test_sustained_api_failures_open_the_circuit_but_a_blip_does_not() -> 
         def expected(self) -> dict[str, int]:
             return {}
 
+        def registered(self) -> dict[str, bool]:
+            return {}
+
         async def resubscribe(self, queue: str) -> None: ...
         async def pause(self) -> None: ...
         async def resume(self) -> None: ...
