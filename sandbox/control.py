@@ -18,7 +18,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _reply(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    return web.json_response(
+        body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False) + "\n"
+    )
 
 
 def guarded(handler: Handler) -> Handler:
