@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
@@ -16,7 +18,9 @@ async def test_shipped_order_gets_one_invoice_then_its_pdf(
     afosto: sandbox.Sandbox,
     amqp: AbstractRobustConnection,
     prefix: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="consumer.pipeline")
     async with (
         capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out,
         service(full_env) as app,
@@ -25,6 +29,22 @@ async def test_shipped_order_gets_one_invoice_then_its_pdf(
         await afosto.simulator.ship(order.id)
         await eventually(lambda: len(out.of("invoice.pdf_ready")) == 1, what="invoice.pdf_ready")
         assert app.http_port
+        metrics = app.metrics.render().decode()
+
+    # One outcome line per message, carrying the ids an operator searches for.
+    lines = [r for r in caplog.records if r.name == "consumer.pipeline"]
+    stages = [getattr(r, "stage", None) for r in lines]
+    assert stages.count("triggers") >= 1
+    assert stages.count("intents") == 1
+    assert stages.count("pdf") >= 1
+    (issued,) = [r for r in lines if getattr(r, "stage", None) == "intents"]
+    assert getattr(issued, "order_id", None) == order.id
+    assert getattr(issued, "invoice_id", None) == afosto.ledger.invoices[0].id
+    assert getattr(issued, "outcome", None) == "acked"
+    assert getattr(issued, "attempt", None) == 1
+    assert isinstance(getattr(issued, "duration_ms", None), float)
+    assert f'invoicer_messages_total{{outcome="acked",queue="{prefix}.intents"}} 1.0' in metrics
+    assert 'invoicer_invoices_created_total{kind="invoice"} 1.0' in metrics
 
     created = out.of("invoice.created")
     assert len(created) == 1
