@@ -48,6 +48,8 @@ class WebhookConfig:
     replay_ttl: float = 24 * 3600.0
     replay_max: int = 100_000
     retry_after: int = 5
+    # Bodies held in memory at once are bounded: max_concurrent x max_body_bytes.
+    max_concurrent: int = 64
 
 
 class _Reject(Exception):
@@ -81,6 +83,7 @@ class WebhookIngress:
         self._replays = ReplayWindow(ttl=config.replay_ttl, max_size=config.replay_max)
         # Concurrent deliveries of one message_id share one publish instead of racing.
         self._pending: dict[str, asyncio.Future[None]] = {}
+        self._active = 0
         if not self._secrets:
             log.warning("no webhook secrets configured: every webhook will be refused (401)")
 
@@ -98,14 +101,20 @@ class WebhookIngress:
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
-            response = await self._handle(request)
+            if self._active >= self._config.max_concurrent:
+                raise _Reject(503, "too many webhooks in progress, retry later")
+            self._active += 1
+            try:
+                response = await self._handle(request)
+            finally:
+                self._active -= 1
         except _Reject as reject:
             response = web.json_response(
                 {"status": "rejected", "detail": reject.detail}, status=reject.status
             )
-            if reject.status in (400, 408, 413):
-                # The unread rest of the body is never read: end the connection instead.
-                response.force_close()
+            # Part of the body may be unread; draining it would be reading further. Rejections
+            # are rare for the real sender, so a fresh connection costs it little.
+            response.force_close()
             if reject.status == 503:
                 response.headers["Retry-After"] = str(self._config.retry_after)
             log.info("webhook rejected: %s %s", reject.status, reject.detail)

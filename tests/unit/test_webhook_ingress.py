@@ -119,3 +119,33 @@ async def test_secrets_never_reach_the_logs(
     assert caplog.records, "the rejections were logged"
     assert SECRET not in caplog.text
     assert SECRET not in repr(WebhookConfig(secrets=(SecretStr(SECRET),)))
+
+
+async def test_over_the_concurrency_cap_is_503_without_reading() -> None:
+    publisher = FakePublisher()
+    metrics = Metrics()
+    config = WebhookConfig(secrets=(SecretStr(SECRET),), max_concurrent=2)
+    app = build_app(
+        metrics=metrics, readiness=Ready(), webhook=WebhookIngress(config, publisher, metrics)
+    )
+    bodies = [BODY.replace(b"msg_1", f"msg_{n}".encode()) for n in range(3)]
+    async with serving(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{port}/webhooks/afosto"
+
+        async def post(body: bytes) -> tuple[int, str | None]:
+            headers = {**HEADERS, "X-Afosto-Hmac-Sha256": sign(body, SECRET.encode())}
+            async with session.post(url, data=body, headers=headers) as response:
+                return response.status, response.headers.get("Retry-After")
+
+        held = [asyncio.create_task(post(body)) for body in bodies[:2]]
+        while len(publisher.calls) < 2:
+            await publisher.called.wait()
+            publisher.called.clear()
+        busy = await post(bodies[2])
+        publisher.release.set()
+        done = await asyncio.gather(*held)
+        after = await post(bodies[2])
+
+    assert busy == (503, "5")
+    assert [status for status, _ in done] == [200, 200]
+    assert after == (200, None)
