@@ -70,20 +70,14 @@ def _intent(order: Order, event: TriggerEvent, first_seen: datetime) -> Forward:
 
 def _waiting_for(event: TriggerEvent, order: Order) -> str:
     """What the event promised that Afosto does not show yet ('' when nothing)."""
+    if event.event_type == "order.returned":
+        # Returned ids are the original units; those never invoiced leave INVOICE and are on no
+        # invoice, legitimately. A return is early only while its steps are pending.
+        pending = order.pending_return_actions
+        return f"return steps pending {list(pending)}" if pending else ""
     known = set(order.invoiceable_ids) | order.invoiced_ids
-    returned = event.event_type == "order.returned"
-    if returned:
-        # Units returned before they were invoiced just leave INVOICE: nothing to credit. A
-        # return is early only while its steps are pending or Afosto does not know the units.
-        known |= order.unit_ids
     missing = sorted(set(event.item_ids or ()) - known)
-    pending = order.pending_return_actions if returned else ()
-    parts = []
-    if missing:
-        parts.append(f"item ids {missing} neither under INVOICE nor invoiced")
-    if pending:
-        parts.append(f"return steps pending {list(pending)}")
-    return "; ".join(parts)
+    return f"item ids {missing} neither under INVOICE nor invoiced" if missing else ""
 
 
 def _recheck(

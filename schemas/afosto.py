@@ -146,11 +146,6 @@ class Order(AfostoModel):
         return self.action_ids(INVOICE_ACTION)
 
     @property
-    def unit_ids(self) -> frozenset[str]:
-        """Every unit id the order lists under items (originals and contra units)."""
-        return frozenset(i for item in self.items for i in item.ids)
-
-    @property
     def invoiced_ids(self) -> frozenset[str]:
         return frozenset(i for inv in self.invoices for line in inv.lines for i in line.ids)
 
