@@ -40,15 +40,21 @@ class TestConsumerSet:
     def queue(self, name: str) -> AbstractQueue:
         return self._queues[name]
 
-    async def start(self) -> None:
-        # The aiormq channel under a plain connection's channel never changes.
+    async def start_underlay(self) -> None:
+        # The aiormq channel under a plain channel changes only when we reopen it.
         underlay = await self._channel.get_underlay_channel()
         assert isinstance(underlay, aiormq.Channel)
         self._underlay = underlay
+
+    async def start(self) -> None:
+        await self.start_underlay()
         for name in self._handlers:
             await self._consume(name)
 
     async def _consume(self, name: str) -> None:
+        if self._channel.is_closed:  # a failed declare closes the channel: start afresh
+            await self._channel.reopen()
+            await self.start_underlay()
         queue = await self._channel.declare_queue(name, durable=True, arguments=QUORUM)
         self._queues[name] = queue
         self._tags[name] = await queue.consume(self._handlers[name])

@@ -268,3 +268,27 @@ async def test_another_replicas_consumer_does_not_hide_ours_missing(service: Ser
         assert body["checks"]["consumers"]["queues"][service.queue]["ours_live"] is False
         await service.ready_eventually(True)
         assert service.consumers.resubscribed == [service.queue]
+
+
+async def test_readiness_fails_while_repair_is_impossible_then_heals(service: Service) -> None:
+    # Someone re-creates our queue with incompatible arguments: re-declaring it fails.
+    await delete_queues([service.queue], BROKER_URL)
+    impostor = await aio_pika.connect(BROKER_URL)
+    async with impostor:
+        channel = await impostor.channel()
+        await channel.declare_queue(service.queue, durable=True)  # classic, not quorum
+
+        def failed() -> float:
+            value = service.metrics.registry.get_sample_value(
+                "invoicer_consumer_resubscribes_total",
+                {"queue": service.queue, "outcome": "failed"},
+            )
+            return value or 0.0
+
+        await wait_until(lambda: failed() >= 2, within=10)
+        status, body = await service.get("/readyz")
+        assert status == 503
+        assert body["checks"]["consumers"]["missing"] == [service.queue]
+
+        await channel.queue_delete(service.queue)
+    await service.ready_eventually(True)
