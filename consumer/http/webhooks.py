@@ -33,9 +33,10 @@ class TriggerPublisher(Protocol):
     """What the webhook needs from the broker side (implemented in consumer/amqp)."""
 
     async def publish_trigger(self, body: bytes, *, routing_key: str, message_id: str) -> None:
-        """Publish to the input exchange (persistent, mandatory, JSON) and return once confirmed.
+        """Hand a trigger to the triggers stage (persistent, mandatory, JSON), return on confirm.
 
-        Raises on a nack, an unroutable return, a confirm timeout or a lost connection.
+        `routing_key` is the trigger's event_type. Raises on a nack, an unroutable return, a
+        confirm timeout or a lost connection.
         """
 
 
