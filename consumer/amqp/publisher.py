@@ -4,6 +4,7 @@ broker confirmed it. A nack, an unroutable return, a timeout or a lost channel i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ ATTEMPT_HEADER = "invoicer-attempt"
 DEAD_REASON_HEADER = "invoicer-dead-reason"
 DEAD_DETAIL_HEADER = "invoicer-dead-detail"
 SOURCE_QUEUE_HEADER = "invoicer-source-queue"
+REOPEN_POLL = 0.02
 MAX_DETAIL = 1000  # header values travel with every copy; keep them readable, not huge
 
 HeaderValue = str | int | float | bool | bytes | datetime | None
@@ -78,10 +80,13 @@ class Publisher:
             app_id=APP_ID,
         )
         try:
-            target = await self._channel.get_exchange(exchange, ensure=False)
-            result = await target.publish(
-                message, routing_key, mandatory=True, timeout=self._timeout
-            )
+            # The outer bound also covers waiting for a robust channel that is reconnecting.
+            async with asyncio.timeout(self._timeout):
+                await self._until_open()
+                target = await self._channel.get_exchange(exchange, ensure=False)
+                result = await target.publish(
+                    message, routing_key, mandatory=True, timeout=self._timeout
+                )
         except Exception as exc:  # aio-pika raises several families; all mean "not confirmed"
             raise PublishFailed(
                 f"publish to {exchange or '(default)'}/{routing_key} failed: "
@@ -91,6 +96,14 @@ class Publisher:
             raise PublishFailed(f"unroutable: {exchange}/{routing_key} has no bound queue")
         if self._metrics is not None:
             self._metrics.events_published.labels(role=role, routing_key=routing_key).inc()
+
+    async def _until_open(self) -> None:
+        # A channel error (say, a missing exchange) closed the channel; aio-pika's robust
+        # channel reopens it within moments, so wait for that rather than fail every publish.
+        for _ in range(int(self._timeout / REOPEN_POLL) + 1):
+            if not self._channel.is_closed:
+                return
+            await asyncio.sleep(REOPEN_POLL)
 
     async def emit(self, emit: Emit) -> None:
         """An outbound event on the output exchange, routing key = its event type."""
