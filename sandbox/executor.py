@@ -10,14 +10,20 @@ from graphql import (
     ExecutionResult,
     FieldNode,
     GraphQLError,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLSchema,
+    GraphQLString,
     OperationDefinitionNode,
     OperationType,
     execute,
     parse,
     validate,
 )
+from graphql.execution import Executor as GraphQLExecutor
+from graphql.pyutils import Path
 
 from sandbox.errors import STATUS
 from sandbox.resolvers import RequestContext
@@ -68,6 +74,32 @@ def _attribute_resolver(source: Any, info: GraphQLResolveInfo[Any], **_args: Any
     return getattr(source, info.field_name, None)
 
 
+class _LeanExecutor(GraphQLExecutor[Any]):
+    """graphql-core's plain executor (the schema has no @defer/@stream), with a fast path for
+    lists of non-null strings: the many `ids` lists are taken as they are once checked."""
+
+    def complete_list_value(
+        self,
+        return_type: GraphQLList[GraphQLOutputType],
+        field_details_list: Any,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        item_type = return_type.of_type
+        if (
+            type(result) is list
+            and type(item_type) is GraphQLNonNull
+            and item_type.of_type is GraphQLString
+            and all(type(value) is str for value in result)
+        ):
+            return result
+        return super().complete_list_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+
 class Executor:
     """Caches prepared documents by query text; execution itself is synchronous."""
 
@@ -113,6 +145,7 @@ class Executor:
             field_resolver=_attribute_resolver,
             # Every resolver is synchronous, so skip graphql-core's per-field awaitable probe.
             is_awaitable=_never_awaitable,  # type: ignore[arg-type]
+            executor_class=_LeanExecutor,
         )
         assert isinstance(result, ExecutionResult), "resolvers are synchronous"
         body: dict[str, Any] = {"data": result.data}

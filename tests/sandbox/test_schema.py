@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 from graphql import build_schema, parse, validate
 
+from sandbox import Store
+from sandbox.executor import Executor
+from sandbox.resolvers import RequestContext
 from sandbox.schema import executable_schema, sdl
+from tests.sandbox.helpers import simple_order
 from tests.sandbox.operations import ALL
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,3 +40,16 @@ def test_every_root_field_has_a_resolver() -> None:
     assert schema.mutation_type is not None
     roots = [*schema.query_type.fields.values(), *schema.mutation_type.fields.values()]
     assert all(field.resolve is not None for field in roots)
+
+
+def test_id_lists_that_are_not_plain_strings_still_complete_per_item() -> None:
+    store = Store()
+    order = simple_order(store, policy="ON_OPEN")
+    order.lines[0].units[0].id = 12345  # type: ignore[assignment]  # bypasses the fast path
+    order.revision += 1
+    executor = Executor(executable_schema())
+    prepared = executor.prepare("query($id: String!) { order(id: $id) { items { ids } } }")
+    body = executor.execute(prepared, {"id": order.id}, RequestContext(store, "http://x", 0.0))
+    first_ids = body["data"]["order"]["items"][0]["ids"]
+    assert first_ids[0] == "12345"
+    assert all(isinstance(i, str) for i in first_ids)
