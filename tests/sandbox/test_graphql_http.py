@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
 import sandbox
@@ -113,3 +115,41 @@ async def test_cached_answers_never_go_stale() -> None:
         sb.cache.enabled = False
         await gql(session, sb, ORDER_QUERY, {"id": order.id})
         assert sb.cache.hits == 1
+
+
+async def test_racing_mutations_invoice_each_item_once() -> None:
+    async with sandbox.running() as sb, aiohttp.ClientSession() as session:
+        order = simple_order(sb.store, policy="ON_OPEN")
+        ids = invoice_ids_of(order)
+        bodies = await asyncio.gather(
+            *(
+                gql(
+                    session,
+                    sb,
+                    INVOICE_ITEMS_MUTATION,
+                    {"input": {"items": ids, "invoice_id": f"r{n}"}},
+                )
+                for n in range(10)
+            )
+        )
+        winners = [b for b in bodies if b["data"]["invoiceItems"] is not None]
+        assert len(winners) == 1
+        losers = [b["errors"][0]["extensions"] for b in bodies if b["data"]["invoiceItems"] is None]
+        assert losers == [{"code": "VALIDATION_ERROR", "status": 422, "field": "items"}] * 9
+        assert sb.ledger.invoiced_more_than_once() == {}
+        assert len(sb.ledger.invoices) == 1
+
+
+async def test_lenient_mode_over_http() -> None:
+    async with sandbox.running(lenient=True) as sb, aiohttp.ClientSession() as session:
+        order = simple_order(sb.store, policy="ON_OPEN")
+        variables = {"input": {"items": invoice_ids_of(order), "invoice_id": "inv-lenient"}}
+        first = await gql(session, sb, INVOICE_ITEMS_MUTATION, variables)
+        again = await gql(session, sb, INVOICE_ITEMS_MUTATION, variables)
+        assert "errors" not in again
+        created, returned = (b["data"]["invoiceItems"]["invoice"] for b in (first, again))
+        assert (returned["id"], returned["number"]) == (created["id"], created["number"])
+        assert len(sb.ledger.invoices) == 1
+        other = {"input": {"items": variables["input"]["items"][:1], "invoice_id": "inv-lenient"}}
+        refused = await gql(session, sb, INVOICE_ITEMS_MUTATION, other)
+        assert refused["errors"][0]["extensions"]["field"] == "invoice_id"
