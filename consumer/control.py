@@ -90,6 +90,7 @@ class Controller:
         self._failures = 0
         self._misses: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._known_queues: set[str] = set()
         self._inflight: dict[tuple[str, ...], asyncio.Future[dict[str, QueueState | None]]] = {}
 
     @property
@@ -143,6 +144,7 @@ class Controller:
 
     async def _trip(self) -> None:
         async with self._lock:
+            self._expected()  # remember the queues, to watch their depth while paused
             await self._call_until_done(self._consumers.pause, "pause")
             self._paused = True
             self._metrics.paused.set(1)
@@ -195,7 +197,9 @@ class Controller:
     def _expected(self) -> dict[str, int]:
         if self._paused:
             return {}
-        return {q: n for q, n in self._consumers.expected().items() if n > 0}
+        expected = {q: n for q, n in self._consumers.expected().items() if n > 0}
+        self._known_queues.update(expected)
+        return expected
 
     async def _watchdog(self) -> None:
         while True:
@@ -209,6 +213,8 @@ class Controller:
         """Ask the broker once; re-subscribe queues missing a consumer for long enough."""
         expected = self._expected()
         if not expected:
+            if self._known_queues:  # paused: keep queue depths visible, repair nothing
+                self._record(await self._inspector.queue_states(sorted(self._known_queues)))
             return
         states = await self._inspector.queue_states(list(expected))
         local = self._consumers.registered()

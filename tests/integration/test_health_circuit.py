@@ -138,6 +138,15 @@ async def test_unauthorized_burst_pauses_then_resumes_without_losing_messages(
                 assert state is not None
                 assert (state.consumers, state.messages) == (0, MESSAGES)
                 assert fake.probes >= 2  # probing with backoff, not once
+                await wait_until(
+                    lambda: (
+                        metrics.registry.get_sample_value(
+                            "invoicer_queue_messages", {"queue": queue}
+                        )
+                        == MESSAGES
+                    ),
+                    within=5,
+                )  # queue depth stays visible while paused
                 await asyncio.sleep(0.5)
                 assert fake.refused - fake.probes == refused_handling  # nothing burnt meanwhile
 
