@@ -11,6 +11,7 @@ from aiohttp import web
 
 from sandbox.errors import ApiError
 from sandbox.model import Order
+from sandbox.publish import PublishError
 from sandbox.server import SANDBOX
 
 routes = web.RouteTableDef()
@@ -24,7 +25,7 @@ def _reply(body: Any, status: int = 200) -> web.Response:
 
 
 def guarded(handler: Handler) -> Handler:
-    """Turn bad input into 400 and unknown ids into 404, with a JSON {error}."""
+    """Turn bad input into 400, unknown ids into 404 and failed publishing into 503."""
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
         try:
@@ -35,6 +36,9 @@ def guarded(handler: Handler) -> Handler:
             return _reply({"error": f"unknown id {exc.args[0]}"}, 404)
         except (ValueError, TypeError) as exc:
             return _reply({"error": str(exc)}, 400)
+        except PublishError as exc:
+            # The step itself happened; only its announcement failed (see GET /_control/events).
+            return _reply({"error": f"publishing failed: {exc}"}, 503)
 
     return wrapper
 

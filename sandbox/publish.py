@@ -13,6 +13,7 @@ from typing import Any
 import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 log = logging.getLogger(__name__)
 USER_AGENT = "Afosto/1.0 (+https://afosto.com/docs/webhooks)"
@@ -26,6 +27,10 @@ def compact_json(body: Any) -> bytes:
 def sign(body: bytes, secret: str) -> str:
     """Lowercase hex HMAC-SHA256 of the raw body keyed with the secret's UTF-8 bytes."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class PublishError(Exception):
+    """The broker did not take a message (closed channel, nack, timeout, connection lost)."""
 
 
 class AmqpPublisher:
@@ -46,6 +51,7 @@ class AmqpPublisher:
         )
 
     async def publish(self, routing_key: str, body: bytes, message_id: str) -> None:
+        """Publish and wait for the broker's confirm; PublishError when it does not come."""
         assert self._exchange is not None, "start() first"
         message = aio_pika.Message(
             body,
@@ -55,7 +61,10 @@ class AmqpPublisher:
             type=routing_key,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
-        await self._exchange.publish(message, routing_key=routing_key, timeout=10)
+        try:
+            await self._exchange.publish(message, routing_key=routing_key, timeout=10)
+        except (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError) as exc:
+            raise PublishError(f"{routing_key} {message_id}: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from uuid import uuid4
 
 import aio_pika
+import aiohttp
 from aiohttp import web
 
 import sandbox
@@ -169,3 +170,23 @@ async def test_no_targets_means_nothing_is_published() -> None:
         assert step.published == []
         await asyncio.sleep(0)
         assert sb.simulator.published == {}
+
+
+async def test_a_failed_announcement_is_reported_and_can_be_resent() -> None:
+    name = f"t{uuid4().hex[:8]}.fulfilment"
+    async with sandbox.running(amqp_url=AMQP_URL, exchange=name) as sb:
+        assert sb.simulator.amqp is not None
+        order = await sb.simulator.create_order()
+        await sb.simulator.amqp.close()  # the broker connection is gone
+        async with aiohttp.ClientSession() as session:
+            url = f"{sb.base_url}/_control/orders/{order.id}/ship"
+            async with session.post(url) as response:
+                assert response.status == 503
+                assert "order.shipped" in (await response.json())["error"]
+        assert order.status == "OPEN"
+        assert [a.action for a in order.actions] == ["INVOICE"], "the shipment itself happened"
+        assert [p.name for p in sb.simulator.published.values()] == ["order.shipped"]
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.exchange_delete(name)
