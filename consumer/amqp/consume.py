@@ -31,6 +31,8 @@ from schemas.outbound import InvoiceCreated, PdfReady
 log = logging.getLogger("consumer.pipeline")
 
 Outcome = Literal["acked", "retried", "dead_lettered", "requeued"]
+# Set by the broker (dead-lettering, quorum redelivery); a retry copy must start clean.
+BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
 # Returned to the queue too fast, an unroutable output would spin; a short pause bounds that.
 REQUEUE_PAUSE = 0.5
 
@@ -193,7 +195,11 @@ class Processor:
             detail = f"gave up after {attempt} attempts: {error.detail}"
             return await self._dead(message, queue, error.exhausted_reason, detail)
         delay = retry_delay(self._config.retry_delay, attempt, error)
-        headers = {k: v for k, v in (message.headers or {}).items() if isinstance(v, str | int)}
+        headers = {
+            k: v
+            for k, v in (message.headers or {}).items()
+            if isinstance(v, str | int) and not k.startswith(BROKER_HEADERS)
+        }
         headers[ATTEMPT_HEADER] = attempt + 1
         tier = await self._publisher.to_stage(
             route.stage,
