@@ -11,10 +11,9 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from dotenv import dotenv_values
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -25,10 +24,10 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from consumer.durations import format_duration, parse_duration
+from consumer.settings_env import FlatSource, describe, env_fields, nest, read_flat
 
 ENV_PREFIX = "INVOICER_"
 # Values of these never appear in messages: the AMQP URL carries the broker password.
@@ -221,7 +220,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, _FlatSource(settings_cls, _read_flat(os.environ, Path(".env"))))
+        flat = read_flat(os.environ, Path(".env"), ENV_PREFIX)
+        return (init_settings, FlatSource(settings_cls, env_fields(cls, ENV_PREFIX), flat))
 
     def secret_values(self) -> list[str]:
         """Every secret value in force (API key, webhook secrets, AMQP password), for redaction."""
@@ -236,81 +236,23 @@ class SettingsError(Exception):
     """One or more settings are wrong; the message names each, one per line."""
 
 
-def _groups() -> dict[str, type[_Group]]:
-    groups: dict[str, type[_Group]] = {}
-    for name, field in Settings.model_fields.items():
-        assert isinstance(field.annotation, type)
-        assert issubclass(field.annotation, _Group)
-        groups[name] = field.annotation
-    return groups
-
-
-def _env_fields() -> dict[str, tuple[str, str, FieldInfo]]:
-    out: dict[str, tuple[str, str, FieldInfo]] = {}
-    for group, model in _groups().items():
-        for attr, info in model.model_fields.items():
-            assert info.alias is not None
-            out[ENV_PREFIX + info.alias] = (group, attr, info)
-    return out
-
-
-ENV_NAMES: Mapping[str, str] = {env: f"{g}.{a}" for env, (g, a, _) in _env_fields().items()}
+ENV_NAMES: Mapping[str, str] = {
+    env: f"{g}.{a}" for env, (g, a, _) in env_fields(Settings, ENV_PREFIX).items()
+}
 """Flat environment name → `group.attribute`, e.g. `INVOICER_AMQP_URL` → `amqp.url`."""
-
-
-def _read_flat(environ: Mapping[str, str], env_file: Path | None) -> dict[str, str]:
-    flat: dict[str, str] = {}
-    if env_file is not None and env_file.is_file():
-        flat.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    flat.update({k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)})
-    return flat
-
-
-def _nest(flat: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    nested: dict[str, dict[str, str]] = {}
-    for env, (group, _, info) in _env_fields().items():
-        if env in flat:
-            assert info.alias is not None
-            nested.setdefault(group, {})[info.alias] = flat[env]
-    return nested
-
-
-class _FlatSource(PydanticBaseSettingsSource):
-    def __init__(self, settings_cls: type[BaseSettings], flat: Mapping[str, str]) -> None:
-        super().__init__(settings_cls)
-        self._flat = flat
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # whole groups come from __call__
-
-    def __call__(self) -> dict[str, Any]:
-        return _nest(self._flat)
-
-
-def _describe(exc: ValidationError) -> str:
-    by_alias = {(g, i.alias): env for env, (g, _, i) in _env_fields().items()}
-    lines = []
-    for error in exc.errors(include_url=False):
-        loc = error["loc"]
-        env = by_alias.get((str(loc[0]), str(loc[1]) if len(loc) > 1 else ""))
-        name = env or ".".join(str(p) for p in loc)
-        message = error["msg"].removeprefix("Value error, ")
-        value = error.get("input")
-        hidden = name in SECRET_ENV_NAMES or error["type"] == "missing"
-        got = "" if hidden else f", got {value if isinstance(value, str) else repr(value)}"
-        lines.append(f"{name}: {message}{got}")
-    return "\n".join(lines)
 
 
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
     """Validated settings from `environ` (default: the process) and `env_file` if it exists."""
-    flat = _read_flat(os.environ if environ is None else environ, _path(env_file))
+    env_path = None if env_file is None else Path(env_file)
+    flat = read_flat(os.environ if environ is None else environ, env_path, ENV_PREFIX)
+    fields = env_fields(Settings, ENV_PREFIX)
     try:
-        return Settings.model_validate(_nest(flat))
+        return Settings.model_validate(nest(fields, flat))
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        raise SettingsError(describe(exc, fields, SECRET_ENV_NAMES)) from None
 
 
 def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -327,7 +269,3 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-def _path(env_file: str | Path | None) -> Path | None:
-    return None if env_file is None else Path(env_file)
