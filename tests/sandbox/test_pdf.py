@@ -63,7 +63,7 @@ def test_credit_invoice_pdf_is_marked() -> None:
 
 
 async def test_pdf_url_appears_after_the_delay_and_serves_a_pdf() -> None:
-    faults = {"pdf_delay_min_s": 0.3, "pdf_delay_max_s": 0.3}
+    faults = {"pdf_delay_min_s": 0.8, "pdf_delay_max_s": 0.8}
     async with sandbox.running(faults=faults) as sb, aiohttp.ClientSession() as session:
         order = simple_order(sb.store, policy="ON_OPEN")
         invoice = sb.store.invoice_items(unit_ids(order))
@@ -71,7 +71,7 @@ async def test_pdf_url_appears_after_the_delay_and_serves_a_pdf() -> None:
         assert first["data"]["invoice"]["pdf_url"] is None
         async with session.get(f"{sb.base_url}/pdf/{invoice.id}.pdf") as early:
             assert early.status == 404
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(0.85)
         later = await gql(session, sb, INVOICE_QUERY, {"id": invoice.id})
         url = later["data"]["invoice"]["pdf_url"]
         assert url == f"{sb.base_url}/pdf/{invoice.id}.pdf"
