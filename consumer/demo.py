@@ -230,7 +230,7 @@ class Run:
         leftover: int,
     ) -> DemoReport:
         seen = watcher.observed
-        seen.add_event_times(m.body for m in sb.simulator.published.values())
+        to_created, to_pdf = seen.latencies(traffic.ready_at)
         ledger = sb.ledger
         credit_ids = {i.id for i in ledger.invoices if any(ln.is_contra for ln in i.lines)}
         calls = {op: sum(outcomes.values()) for op, outcomes in ledger.call_counts().items()}
@@ -249,8 +249,8 @@ class Run:
             pdfs_written=seen.pdfs_written,
             pdf_dir=self.pdf_dir,
             afosto_calls=calls,
-            to_created_s=seen.to_created(),
-            to_pdf_s=seen.to_pdf_ready(),
+            to_created_s=to_created,
+            to_pdf_s=to_pdf,
             repeated_output=seen.repeated_output,
             dead_letters=dead_letters,
             leftover_messages=leftover,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
@@ -44,6 +45,8 @@ class Traffic:
         self.plan = plan
         self.stats = TrafficStats()
         self._sim = simulator
+        # item id -> wall-clock time it became invoiceable (shipped; contra: return approved)
+        self.ready_at: dict[str, float] = {}
 
     async def run(self) -> TrafficStats:
         limit = asyncio.Semaphore(self.plan.in_flight)
@@ -64,11 +67,11 @@ class Traffic:
     async def _lifecycle(self, rng: random.Random) -> None:
         order = await self._sim.create_order()
         if rng.random() < self.plan.partial_rate and len(self._to_ship(order.id)) > 1:
-            await self._step(rng, self._sim.ship(order.id, fraction=0.5))
+            await self._step(rng, self._sim.ship(order.id, fraction=0.5), ready=True)
             self.stats.partial_shipments += 1
             await asyncio.sleep(rng.uniform(0.2, 1.5))
         if self._to_ship(order.id):
-            await self._step(rng, self._sim.ship(order.id))
+            await self._step(rng, self._sim.ship(order.id), ready=True)
         if rng.random() < self.plan.return_rate:
             # Return only what was invoiced, so the return yields a credit invoice; a unit
             # returned before it was invoiced just leaves INVOICE, which the demo does not show.
@@ -79,11 +82,24 @@ class Traffic:
             # Approval comes later, as in a warehouse: order.returned arrives first, so the
             # service must re-check until Afosto lists the contra items under INVOICE.
             await asyncio.sleep(rng.uniform(0.5, 2.5))
-            await self._step(rng, self._sim.approve(order.id))
+            began = time.time()
+            step = await self._sim.approve(order.id)
+            units = self._sim.store.get_order(order.id).all_units()
+            contra = {u.contra_of.id: u.id for u in units if u.contra_of is not None}
+            for item_id in step.item_ids:  # contra ids, or their originals: accept both
+                self.ready_at.setdefault(contra.get(item_id, item_id), began)
+            await self._announce(rng, step.published)
             self.stats.approvals += 1
 
-    async def _step(self, rng: random.Random, call: Awaitable[Step]) -> None:
-        await self._announce(rng, (await call).published)
+    async def _step(
+        self, rng: random.Random, call: Awaitable[Step], *, ready: bool = False
+    ) -> None:
+        began = time.time()
+        step = await call
+        if ready:
+            for item_id in step.item_ids:
+                self.ready_at.setdefault(item_id, began)
+        await self._announce(rng, step.published)
 
     def _to_ship(self, order_id: str) -> list[str]:
         order = self._sim.store.get_order(order_id)
