@@ -11,6 +11,7 @@ from aio_pika.abc import AbstractRobustConnection
 import sandbox
 from consumer.crash import EXIT_CODE
 from consumer.settings import CRASH_POINTS
+from tests.conftest import sandbox_options
 from tests.integration.pipeline_support import (
     ServiceProcess,
     capture,
@@ -49,6 +50,39 @@ async def test_a_crash_at_any_point_loses_nothing_and_doubles_nothing(
     assert_exactly_once(afosto, out)
     assert len(afosto.ledger.invoices) == 1
     assert await dead_letters(amqp, f"{prefix}.dead") == []
+
+
+@pytest.mark.parametrize("point", ["after_mutation_sent", "after_mutation_returned"])
+async def test_a_crash_around_the_mutation_is_safe_in_lenient_mode(
+    point: str,
+    service_env: dict[str, str],
+    broker_url: str,
+    amqp: AbstractRobustConnection,
+    prefix: str,
+) -> None:
+    """Lenient Afosto answers a repeated invoice_id with the existing invoice (no conflict)."""
+    options = sandbox_options(amqp_url=broker_url, exchange=f"{prefix}.in", lenient=True)
+    async with sandbox.running(**options) as sb:
+        env = {
+            **service_env,
+            "INVOICER_AFOSTO_URL": sb.graphql_url,
+            "INVOICER_AFOSTO_API_KEY": sb.api_key,
+        }
+        async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out:
+            doomed = await ServiceProcess({**env, "INVOICER_CRASH_AT": point}).start()
+            try:
+                order = await sb.simulator.create_order()
+                await sb.simulator.ship(order.id)
+                assert await doomed.wait(within=30) == EXIT_CODE, doomed.log_tail()
+            finally:
+                await doomed.kill()
+            survivor = await ServiceProcess(env).start()
+            try:
+                await eventually(lambda: settled(sb, out), within=30, what="recovery")
+            finally:
+                assert await survivor.terminate() == 0, survivor.log_tail()
+        assert_exactly_once(sb, out)
+        assert len(sb.ledger.invoices) == 1
 
 
 async def test_sigterm_under_load_drains_and_loses_nothing(
