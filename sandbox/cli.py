@@ -16,18 +16,20 @@ DEFAULT_KEY = "sandbox-key"
 
 
 def parser() -> argparse.ArgumentParser:
+    knobs = ", ".join(f"{k}={v}" for k, v in FaultConfig().as_dict().items())
     p = argparse.ArgumentParser(
         prog="invoicer sandbox",
-        description="Serve a simulated Afosto GraphQL API with seeded faults.",
+        description="Serve a simulated Afosto GraphQL API with seeded faults (docs/sandbox.md).",
+        epilog=f"fault knobs and defaults: {knobs}",
     )
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (control API has no key)")
     p.add_argument("--port", type=int, default=8090, help="0 picks a free port")
     p.add_argument(
         "--api-key",
         default=os.environ.get("INVOICER_SANDBOX_API_KEY", DEFAULT_KEY),
         help="Bearer key clients must send (env INVOICER_SANDBOX_API_KEY)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds ids, orders, faults, PDF delays")
     p.add_argument("--orders", type=int, default=0, help="pre-create N orders, about half shipped")
     p.add_argument(
         "--fault",
@@ -36,19 +38,34 @@ def parser() -> argparse.ArgumentParser:
         metavar="KNOB=VALUE",
         help="set a fault knob, e.g. --fault http_503_rate=0.1 (repeatable)",
     )
-    p.add_argument("--amqp-url", default=os.environ.get("INVOICER_SANDBOX_AMQP_URL"))
+    p.add_argument(
+        "--amqp-url",
+        default=os.environ.get("INVOICER_SANDBOX_AMQP_URL"),
+        help="publish order.shipped/order.returned here (env INVOICER_SANDBOX_AMQP_URL)",
+    )
     p.add_argument("--exchange", default="fulfilment", help="input exchange for order events")
-    p.add_argument("--webhook-url", default=None)
+    p.add_argument("--webhook-url", default=None, help="deliver signed Afosto webhooks here")
     p.add_argument(
         "--webhook-secret",
         default=os.environ.get("INVOICER_SANDBOX_WEBHOOK_SECRET"),
         help="signing secret (env INVOICER_SANDBOX_WEBHOOK_SECRET)",
     )
-    p.add_argument("--tenant", default="sandbox")
+    p.add_argument("--tenant", default="sandbox", help="sent as X-Afosto-Tenant")
     p.add_argument("--public-url", default=None, help="base URL put into pdf_url")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--strict", dest="lenient", action="store_false", default=False)
-    mode.add_argument("--lenient", dest="lenient", action="store_true")
+    mode.add_argument(
+        "--strict",
+        dest="lenient",
+        action="store_false",
+        default=False,
+        help="a repeated invoice_id is always VALIDATION_ERROR (default)",
+    )
+    mode.add_argument(
+        "--lenient",
+        dest="lenient",
+        action="store_true",
+        help="a repeated invoice_id with the same items returns the existing invoice",
+    )
     p.add_argument(
         "--http-status-mode",
         action="store_true",
