@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from consumer.http.guard import HeaderDeadline
 from consumer.http.health import HealthRoutes, ReadinessSource
 from consumer.http.webhooks import WebhookIngress
 from consumer.metrics import Metrics
@@ -18,11 +20,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServerLimits:
-    # aiohttp has no separate header-read deadline: its keep-alive timer starts when a
-    # connection opens (and again after each response) and is not pushed back by partial
-    # data, so it closes a connection whose request line and headers are not complete in
-    # time. Webhook senders open a fresh connection or reuse one promptly; 15 s is plenty.
+    # The first request head must be complete this long after the connection opens (our
+    # guard); later ones on a kept-alive connection this long after the previous response
+    # (aiohttp's keep-alive timer, also the idle timeout). Real senders need milliseconds.
     header_timeout: float = 15.0
+    idle_timeout: float | None = None  # keep-alive idle limit; None = header_timeout
     max_line_size: int = 8190
     max_field_size: int = 8190
     max_headers: int = 64
@@ -51,7 +53,7 @@ async def serving(
         app,
         handle_signals=False,
         access_log=None,
-        keepalive_timeout=limits.header_timeout,
+        keepalive_timeout=limits.idle_timeout or limits.header_timeout,
         max_line_size=limits.max_line_size,
         max_field_size=limits.max_field_size,
         max_headers=limits.max_headers,
@@ -61,10 +63,19 @@ async def serving(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
-        bound = int(runner.addresses[0][1]) if runner.addresses else port
-        log.info("http server listening on %s:%s", host, bound)
-        yield bound
+        handler_factory = runner.server
+        assert handler_factory is not None
+        listener = await asyncio.get_running_loop().create_server(
+            lambda: HeaderDeadline(handler_factory(), limits.header_timeout),
+            host,
+            port,
+            reuse_address=True,
+        )
+        try:
+            bound = int(listener.sockets[0].getsockname()[1])
+            log.info("http server listening on %s:%s", host, bound)
+            yield bound
+        finally:
+            listener.close()  # stop accepting; runner.cleanup() then closes the connections
     finally:
         await runner.cleanup()

@@ -242,3 +242,63 @@ async def test_broken_chunked_encoding_is_a_client_error(server: Server) -> None
 
     assert status_of(answer) == 400
     assert await server.exchange.drain() == []
+
+
+async def _dribble(port: int, head: bytes, *, every: float) -> tuple[bool, int]:
+    """Send `head` a byte at a time; (closed by the server, bytes sent before that)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sent = 0
+    try:
+        for byte in head:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            sent += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    if await reader.read(1) == b"":
+                        return True, sent
+    except ConnectionError:
+        return True, sent
+    finally:
+        writer.transport.abort()
+    return False, sent
+
+
+async def test_header_deadline_holds_without_aiohttps_keepalive_timer() -> None:
+    """Our guard alone: aiohttp's keep-alive timer is set far beyond the test."""
+    app = build_app(metrics=Metrics(), readiness=AlwaysReady(), webhook=None)
+    limits = ServerLimits(header_timeout=0.5, idle_timeout=300)
+    async with serving(app, "127.0.0.1", 0, limits) as port:
+        head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
+        closed, sent = await _dribble(port, head, every=0.05)
+        fast = await raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+
+    assert closed
+    assert sent < len(head)
+    assert status_of(fast) == 200  # a prompt client on the same server is served
+
+
+async def test_slow_second_request_on_a_kept_alive_connection_is_closed() -> None:
+    app = build_app(metrics=Metrics(), readiness=AlwaysReady(), webhook=None)
+    limits = ServerLimits(header_timeout=0.5, idle_timeout=0.5)
+    async with serving(app, "127.0.0.1", 0, limits) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            async with asyncio.timeout(5):
+                first = await reader.readuntil(b"}")
+            closed = False
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+                writer.write(bytes([byte]))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.05):
+                        if await reader.read(1) == b"":
+                            closed = True
+                            break
+        except ConnectionError:
+            closed = True
+        finally:
+            writer.transport.abort()
+
+    assert status_of(first) == 200
+    assert closed
