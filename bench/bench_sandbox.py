@@ -1,7 +1,8 @@
 """Sandbox throughput: `order` queries per second with no faults (target > 1,500/s).
 
 Starts `python -m sandbox` in its own process (so server and clients each get a core), then
-hammers POST /graphql with concurrent aiohttp clients sending the service's order query."""
+hammers POST /graphql with concurrent aiohttp clients sending the service's order query
+(consumer/afosto/operations/order.graphql). Prints figures; asserts nothing about speed."""
 
 from __future__ import annotations
 
@@ -14,18 +15,11 @@ import time
 
 import aiohttp
 
-ORDER_QUERY = """
-query Order($id: String!) {
-  order(id: $id) {
-    id number status currency created_at updated_at
-    customer { reference contact { id email } organisation { id name } }
-    items { ids sku label quantity price total vat { rate amount } }
-    subtotal total total_excluding_vat vat { rate amount }
-    actions { action ids }
-    invoices { id number total pdf_url lines { ids is_contra } }
-  }
-}
-"""
+from consumer.afosto.operations import document
+
+# The service's own order query (what plan sends), so the figure is the one that matters.
+ORDER_QUERY = document("order")
+
 HEADERS = {"Authorization": "Bearer sandbox-key"}
 
 
