@@ -147,9 +147,9 @@ class Store:
         """Order id → ids currently under INVOICE, for every order that has any."""
         result: dict[str, list[str]] = {}
         for order in self.orders.values():
-            ids = [u.id for u in order.all_units() if is_invoiceable(u)]
-            if ids:
-                result[order.id] = ids
+            for action in order.actions:
+                if action.action == "INVOICE":
+                    result[order.id] = list(action.ids)
         return result
 
     # -- invoices -------------------------------------------------------------------------
