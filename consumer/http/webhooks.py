@@ -113,9 +113,9 @@ class WebhookIngress:
             response = web.json_response(
                 {"status": "rejected", "detail": reject.detail}, status=reject.status
             )
-            # Part of the body may be unread; draining it would be reading further. Rejections
-            # are rare for the real sender, so a fresh connection costs it little.
-            response.force_close()
+            if not request.content.is_eof():
+                # Draining the unread rest of the body would be reading further: hang up.
+                response.force_close()
             if reject.status == 503:
                 response.headers["Retry-After"] = str(self._config.retry_after)
             log.info("webhook rejected: %s %s", reject.status, reject.detail)

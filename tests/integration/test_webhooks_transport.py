@@ -302,3 +302,22 @@ async def test_slow_second_request_on_a_kept_alive_connection_is_closed() -> Non
 
     assert status_of(first) == 200
     assert closed
+
+
+async def test_refusal_before_the_body_hangs_up_but_after_it_keeps_alive(server: Server) -> None:
+    unread = await raw_request(server.port, _head(100, content_type="text/plain"))
+    assert status_of(unread) == 415
+    assert b"connection: close" in unread.lower()
+
+    body = envelope()  # read in full, then refused on its signature: the connection stays
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(_head(len(body)) + body)
+        async with asyncio.timeout(5):
+            refused = await reader.readuntil(b"}")
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            healthy = await reader.readuntil(b"}")
+    finally:
+        writer.transport.abort()
+    assert status_of(refused) == 401
+    assert status_of(healthy.lstrip()) == 200
