@@ -85,10 +85,7 @@ class Store:
     def ship(self, order_id: str, item_ids: Sequence[str] | None = None) -> list[str]:
         """Ship the given units (default: every unit still to ship); returns the shipped ids."""
         order = self.get_order(order_id)
-        units = self._units_of(order, item_ids, lambda u: not u.shipped and not u.cancelled)
-        for unit in units:
-            if unit.shipped or unit.cancelled:
-                raise ValueError(f"unit {unit.id} cannot ship (shipped or cancelled)")
+        units = self._select(order, item_ids, _shippable, "ship (shipped or cancelled)")
         for unit in units:
             unit.shipped = True
         return self._touched(order, units)
@@ -96,10 +93,7 @@ class Store:
     def cancel(self, order_id: str, item_ids: Sequence[str]) -> list[str]:
         """Cancel unshipped units; invoiced ones get a contra unit awaiting approval."""
         order = self.get_order(order_id)
-        units = self._units_of(order, item_ids, lambda u: False)
-        for unit in units:
-            if unit.shipped or unit.cancelled:
-                raise ValueError(f"unit {unit.id} cannot be cancelled (shipped or cancelled)")
+        units = self._select(order, item_ids, _shippable, "be cancelled (shipped or cancelled)")
         for unit in units:
             unit.cancelled = True
             if unit.invoice_id is not None:
@@ -109,10 +103,7 @@ class Store:
     def return_units(self, order_id: str, item_ids: Sequence[str] | None = None) -> list[str]:
         """Return shipped units (default: all returnable); each waits for approval."""
         order = self.get_order(order_id)
-        units = self._units_of(order, item_ids, lambda u: u.shipped and not u.returned)
-        for unit in units:
-            if not unit.shipped or unit.returned:
-                raise ValueError(f"unit {unit.id} cannot be returned (not shipped or returned)")
+        units = self._select(order, item_ids, _returnable, "be returned (not shipped or returned)")
         for unit in units:
             unit.returned = True
             if unit.invoice_id is not None:
@@ -229,17 +220,26 @@ class Store:
         unit.reversal = "pending"
         self.units[contra.id] = contra
 
-    def _units_of(
-        self, order: Order, item_ids: Iterable[str] | None, default: Callable[[Unit], bool]
+    def _select(
+        self,
+        order: Order,
+        item_ids: Iterable[str] | None,
+        allowed: Callable[[Unit], bool],
+        refusal: str,
     ) -> list[Unit]:
+        """The named original units (default: every allowed one); ValueError if any is not."""
         originals = [u for line in order.lines for u in line.units]
         if item_ids is None:
-            return [u for u in originals if default(u)]
+            return [u for u in originals if allowed(u)]
         by_id = {u.id: u for u in originals}
         missing = [i for i in item_ids if i not in by_id]
         if missing:
             raise ValueError(f"order {order.id} has no items {missing}")
-        return [by_id[i] for i in dict.fromkeys(item_ids)]
+        units = [by_id[i] for i in dict.fromkeys(item_ids)]
+        for unit in units:
+            if not allowed(unit):
+                raise ValueError(f"unit {unit.id} cannot {refusal}")
+        return units
 
     def _reversals(self, order: Order, item_ids: Sequence[str] | None, state: str) -> list[Unit]:
         units = [u for line in order.lines for u in line.units if u.reversal == state]
@@ -256,3 +256,11 @@ class Store:
             order.updated_at = self.now_ms()
             self._bump(order)
         return [u.id for u in units]
+
+
+def _shippable(unit: Unit) -> bool:
+    return not unit.shipped and not unit.cancelled
+
+
+def _returnable(unit: Unit) -> bool:
+    return unit.shipped and not unit.returned
