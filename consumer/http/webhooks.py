@@ -54,10 +54,11 @@ class WebhookConfig:
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, *, signed: bool = False) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.signed = signed  # refused after the signature checked out: worth an INFO line
 
 
 def _is_json(content_type: str) -> bool:
@@ -118,7 +119,10 @@ class WebhookIngress:
                 response.force_close()
             if reject.status == 503:
                 response.headers["Retry-After"] = str(self._config.retry_after)
-            log.info("webhook rejected: %s %s", reject.status, reject.detail)
+            # Unsigned noise stays at DEBUG so a flood of forgeries cannot flood the logs;
+            # invoicer_webhook_requests_total{status} counts every refusal either way.
+            level = logging.INFO if reject.signed or reject.status == 503 else logging.DEBUG
+            log.log(level, "webhook refused: %s %s", reject.status, reject.detail)
         self._metrics.webhook_requests.labels(status=str(response.status)).inc()
         return response
 
@@ -140,13 +144,14 @@ class WebhookIngress:
         try:
             trigger = trigger_for(envelope)
         except (NoOrderId, ValidationError) as exc:
-            raise _Reject(400, str(exc).splitlines()[0][:200]) from None
+            raise _Reject(400, str(exc).splitlines()[0][:200], signed=True) from None
         if trigger is None:
             self._metrics.unknown_webhook_event(envelope.event)
             log.info("webhook %s ignored: event %.64s", envelope.message_id, envelope.event)
             return web.json_response({"status": "ignored"}, status=202)
         if self._replays.seen(envelope.message_id):
             self._metrics.webhook_replays.inc()
+            log.info("webhook %s is a replay: already enqueued", envelope.message_id)
             return web.json_response({"status": "duplicate"})
         await self._publish_once(
             trigger.model_dump_json(exclude_none=True).encode(),
@@ -184,14 +189,14 @@ class WebhookIngress:
         try:
             data = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            raise _Reject(400, "body is not UTF-8 JSON") from None
+            raise _Reject(400, "body is not UTF-8 JSON", signed=True) from None
         if not isinstance(data, dict):
-            raise _Reject(400, "body is not a JSON object")
+            raise _Reject(400, "body is not a JSON object", signed=True)
         try:
             return WebhookEnvelope.model_validate(data)
         except ValidationError as exc:
             fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()[:5])
-            raise _Reject(400, f"envelope invalid: {fields}") from None
+            raise _Reject(400, f"envelope invalid: {fields}", signed=True) from None
 
     async def _publish_once(self, body: bytes, *, routing_key: str, message_id: str) -> None:
         """Publish with confirm, sharing the outcome with concurrent copies of `message_id`."""
@@ -201,7 +206,7 @@ class WebhookIngress:
                 await asyncio.shield(pending)
             except asyncio.CancelledError:
                 if pending.cancelled():  # the first request was cancelled, not this one
-                    raise _Reject(503, "broker unavailable, retry later") from None
+                    raise _Reject(503, "broker unavailable, retry later", signed=True) from None
                 raise
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -213,9 +218,9 @@ class WebhookIngress:
                 )
         except Exception as exc:
             log.warning("webhook %s not enqueued, broker unavailable: %s", message_id, _safe(exc))
-            future.set_exception(_Reject(503, "broker unavailable, retry later"))
+            future.set_exception(_Reject(503, "broker unavailable, retry later", signed=True))
             future.exception()  # retrieved here, so a lone request leaves no warning behind
-            raise _Reject(503, "broker unavailable, retry later") from None
+            raise _Reject(503, "broker unavailable, retry later", signed=True) from None
         else:
             # Only a confirmed trigger counts as seen; a failed one must be taken again.
             self._replays.remember(message_id)
