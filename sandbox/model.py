@@ -192,6 +192,15 @@ class OrderView:
         )
 
 
+def shippable(unit: Unit) -> bool:
+    """An original unit that can still ship (or be cancelled)."""
+    return not unit.shipped and not unit.cancelled
+
+
+def returnable(unit: Unit) -> bool:
+    return unit.shipped and not unit.returned
+
+
 def is_invoiceable(unit: Unit) -> bool:
     """Whether `unit` belongs under the order's INVOICE action right now."""
     if unit.invoice_id is not None:

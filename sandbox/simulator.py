@@ -6,13 +6,13 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sandbox.catalog import Catalog
-from sandbox.model import Order, Policy
+from sandbox.model import Order, Policy, Unit, returnable, shippable
 from sandbox.publish import AmqpPublisher, WebhookSender, compact_json
 from sandbox.store import Store
 
@@ -112,14 +112,7 @@ class Simulator:
     ) -> Step:
         """Ship units (default: all unshipped, or a seeded `fraction` of them)."""
         if item_ids is None and fraction < 1.0:
-            order = self.store.get_order(order_id)
-            todo = [
-                u.id
-                for line in order.lines
-                for u in line.units
-                if not u.shipped and not u.cancelled
-            ]
-            item_ids = self.catalog.pick(todo, fraction=fraction)
+            item_ids = self._pick(order_id, shippable, fraction)
         shipped = self.store.ship(order_id, item_ids)
         published = [await self._event("order.shipped", order_id, shipped)]
         published.append(await self._in_transit(order_id, shipped))
@@ -131,11 +124,7 @@ class Simulator:
     ) -> Step:
         """Return shipped units; each then waits under HANDLE_APPROVAL."""
         if item_ids is None and fraction < 1.0:
-            order = self.store.get_order(order_id)
-            shipped = [
-                u.id for line in order.lines for u in line.units if u.shipped and not u.returned
-            ]
-            item_ids = self.catalog.pick(shipped, fraction=fraction)
+            item_ids = self._pick(order_id, returnable, fraction)
         returned = self.store.return_units(order_id, item_ids)
         published = [await self._event("order.returned", order_id, returned)]
         published.append(await self._order_webhook("ORDER_UPDATED", self.store.get_order(order_id)))
@@ -162,6 +151,12 @@ class Simulator:
         for _ in range(copies):
             await self._send(original)
         return copies
+
+    def _pick(self, order_id: str, allowed: Callable[[Unit], bool], fraction: float) -> list[str]:
+        """A seeded `fraction` of the order's units that `allowed` accepts."""
+        order = self.store.get_order(order_id)
+        ids = [u.id for line in order.lines for u in line.units if allowed(u)]
+        return self.catalog.pick(ids, fraction=fraction)
 
     # -- publishing -----------------------------------------------------------------------
 

@@ -10,7 +10,16 @@ from dataclasses import dataclass
 
 from sandbox.errors import ApiError
 from sandbox.invoices import Invoice, build_lines, reimbursement_for
-from sandbox.model import Customer, Order, OrderLine, Policy, Unit, is_invoiceable
+from sandbox.model import (
+    Customer,
+    Order,
+    OrderLine,
+    Policy,
+    Unit,
+    is_invoiceable,
+    returnable,
+    shippable,
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,7 @@ class Store:
     def ship(self, order_id: str, item_ids: Sequence[str] | None = None) -> list[str]:
         """Ship the given units (default: every unit still to ship); returns the shipped ids."""
         order = self.get_order(order_id)
-        units = self._select(order, item_ids, _shippable, "ship (shipped or cancelled)")
+        units = self._select(order, item_ids, shippable, "ship (shipped or cancelled)")
         for unit in units:
             unit.shipped = True
         return self._touched(order, units)
@@ -93,7 +102,7 @@ class Store:
     def cancel(self, order_id: str, item_ids: Sequence[str]) -> list[str]:
         """Cancel unshipped units; invoiced ones get a contra unit awaiting approval."""
         order = self.get_order(order_id)
-        units = self._select(order, item_ids, _shippable, "be cancelled (shipped or cancelled)")
+        units = self._select(order, item_ids, shippable, "be cancelled (shipped or cancelled)")
         for unit in units:
             unit.cancelled = True
             if unit.invoice_id is not None:
@@ -103,7 +112,7 @@ class Store:
     def return_units(self, order_id: str, item_ids: Sequence[str] | None = None) -> list[str]:
         """Return shipped units (default: all returnable); each waits for approval."""
         order = self.get_order(order_id)
-        units = self._select(order, item_ids, _returnable, "be returned (not shipped or returned)")
+        units = self._select(order, item_ids, returnable, "be returned (not shipped or returned)")
         for unit in units:
             unit.returned = True
             if unit.invoice_id is not None:
@@ -256,11 +265,3 @@ class Store:
             order.updated_at = self.now_ms()
             self._bump(order)
         return [u.id for u in units]
-
-
-def _shippable(unit: Unit) -> bool:
-    return not unit.shipped and not unit.cancelled
-
-
-def _returnable(unit: Unit) -> bool:
-    return unit.shipped and not unit.returned
