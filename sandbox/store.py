@@ -63,6 +63,8 @@ class Store:
         """A new OPEN order with one id per unit."""
         if not lines or any(spec.quantity < 1 for spec in lines):
             raise ValueError("an order needs lines with a positive quantity")
+        if policy not in ("AFTER_SHIPMENT", "ON_OPEN"):
+            raise ValueError(f"policy must be AFTER_SHIPMENT or ON_OPEN, got {policy!r}")
         self._order_seq += 1
         now = self.now_ms()
         order = Order(

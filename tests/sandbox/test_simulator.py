@@ -70,5 +70,7 @@ async def test_simulator_steps_over_the_control_api() -> None:
             assert r.status == 400, "shipped units cannot be cancelled"
         async with session.post(f"{base}/nope/ship") as r:
             assert r.status == 404
+        async with session.post(base, json={"policy": "ON_PAYMENT"}) as r:
+            assert r.status == 400
         async with session.get(base) as r:
             assert [o["id"] for o in await r.json()] == [o["id"] for o in created]
