@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_never,
+    wait_exponential,
+    wait_exponential_jitter,
+)
 
 from consumer.broker_inspect import QueueInspector, QueueState
 from consumer.http.health import Check
@@ -182,15 +188,22 @@ class Controller:
 
     async def _call_until_done(self, step: Callable[[], Awaitable[None]], name: str) -> None:
         # Pausing or resuming can fail while the broker is away; it must still happen.
-        delay = self._config.probe_initial
-        while True:
-            try:
+        retrying = AsyncRetrying(
+            wait=wait_exponential(
+                multiplier=self._config.probe_initial, max=self._config.probe_max
+            ),
+            retry=retry_if_exception_type(Exception),
+            stop=stop_never,
+            before_sleep=lambda state: log.warning(
+                "%s consumers failed (%s); retrying",
+                name,
+                type(state.outcome.exception()).__name__ if state.outcome else "?",
+            ),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
                 await step()
-                return
-            except Exception as exc:
-                log.warning("%s consumers failed (%s); retrying", name, type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._config.probe_max)
 
     # -- watchdog --
 

@@ -209,3 +209,49 @@ async def test_sustained_api_failures_open_the_circuit_but_a_blip_does_not() -> 
         probe_ok.set()
         await wait_until(lambda: not controller.circuit_open, within=5)
     assert metrics.registry.get_sample_value("invoicer_pauses_total", {"reason": "api_down"}) == 1
+
+
+async def test_pausing_is_retried_until_it_happens() -> None:
+    class Flaky:
+        def __init__(self) -> None:
+            self.pause_calls = 0
+            self.resumed = asyncio.Event()
+
+        def expected(self) -> dict[str, int]:
+            return {}
+
+        def registered(self) -> dict[str, bool]:
+            return {}
+
+        async def resubscribe(self, queue: str) -> None: ...
+
+        async def pause(self) -> None:
+            self.pause_calls += 1
+            if self.pause_calls < 3:
+                raise ConnectionError("broker away")
+
+        async def resume(self) -> None:
+            self.resumed.set()
+
+    consumers = Flaky()
+    probe_ok = asyncio.Event()
+
+    async def probe() -> None:
+        if not probe_ok.is_set():
+            raise ConnectionError("still refused")
+
+    controller = Controller(
+        consumers=consumers,
+        inspector=BrokerInspector(SecretStr(BROKER_URL)),
+        probe=probe,
+        metrics=Metrics(),
+        config=ControlConfig(probe_initial=0.02, probe_max=0.05),
+    )
+    async with controller:
+        controller.systemic("forbidden", "403")
+        await wait_until(lambda: controller.paused, within=5)
+        assert consumers.pause_calls == 3
+        probe_ok.set()
+        async with asyncio.timeout(5):
+            await consumers.resumed.wait()
+        await wait_until(lambda: not controller.circuit_open, within=5)
