@@ -156,6 +156,14 @@ class Order:
     def status(self) -> str:
         return self.view().status
 
+    def all_units(self) -> list[Unit]:
+        """Originals and contra units, in line order (part of the Python API)."""
+        units: list[Unit] = []
+        for line in self.lines:
+            units.extend(line.units)
+            units.extend(u.contra for u in line.units if u.contra is not None)
+        return units
+
 
 @dataclass(frozen=True)
 class OrderView:

@@ -30,6 +30,7 @@ def test_return_of_invoiced_units_yields_contra_ids_after_approval() -> None:
     assert credit.total == -original.lines[0].total
     assert credit.reimbursement.status == "REFUNDED"
     assert order.invoices == [original, credit]
+    assert [u.id for u in order.all_units()] == returned + pending + unit_ids(order)[2:]
     assert order.actions == []
     assert order.status == "CLOSED"
 
