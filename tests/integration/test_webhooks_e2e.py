@@ -3,6 +3,7 @@ in Afosto becomes exactly one invoice.created, and a rotated-out secret is refus
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 
@@ -12,6 +13,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 import sandbox
 from tests.conftest import sandbox_options
+from tests.integration.http_support import TcpProxy, envelope, signed_headers
 from tests.integration.pipeline_support import capture, eventually, service
 
 pytestmark = pytest.mark.integration
@@ -109,3 +111,58 @@ async def test_webhook_signed_with_an_unknown_secret_is_refused_by_the_service(
                 "invoicer_webhook_requests_total", {"status": "401"}
             )
             assert refused == webhooks.attempts  # the sender retried; each try was refused
+
+
+async def test_broker_outage_gives_503_and_the_retried_webhook_is_invoiced_after(
+    service_env: dict[str, str],
+    prefix: str,
+    amqp: AbstractRobustConnection,
+    cleanup: list[str],
+) -> None:
+    proxy = TcpProxy()
+    await proxy.start()
+    port = _free_port()
+    try:
+        async with sandbox.running(**sandbox_options()) as sb:
+            env = {
+                **service_env,
+                "INVOICER_AMQP_URL": proxy.url,  # the service reaches the broker through the proxy
+                "INVOICER_AFOSTO_URL": sb.graphql_url,
+                "INVOICER_AFOSTO_API_KEY": sb.api_key,
+                "INVOICER_WEBHOOK_SECRETS": SECRET,
+                "INVOICER_HTTP_PORT": str(port),
+            }
+            async with (
+                capture(amqp, f"{prefix}.out", f"{prefix}.cap") as out,
+                service(env),
+                aiohttp.ClientSession() as session,
+            ):
+                order = sb.store.create_order(
+                    sb.simulator.catalog.customer(), sb.simulator.catalog.lines()
+                )
+                sb.store.ship(order.id)
+                body = envelope("IN_TRANSIT", order_id=order.id)
+                url = f"http://127.0.0.1:{port}/webhooks/afosto"
+                headers = signed_headers(body, SECRET)
+
+                await proxy.cut()
+                async with session.post(url, data=body, headers=headers) as response:
+                    assert response.status == 503
+                    assert "Retry-After" in response.headers
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    assert response.status == 503
+
+                await proxy.restore()
+                status = 503
+                for _ in range(300):  # Afosto's retries, compressed
+                    async with session.post(url, data=body, headers=headers) as response:
+                        status = response.status
+                    if status == 200:
+                        break
+                    await asyncio.sleep(0.1)
+                assert status == 200
+                await eventually(
+                    lambda: bool(out.of("invoice.created")), within=30, what="invoice.created"
+                )
+    finally:
+        await proxy.cut()
