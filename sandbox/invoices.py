@@ -66,14 +66,13 @@ class Invoice:
 
 
 def build_lines(units: Sequence[Unit]) -> list[InvoiceLine]:
-    """Group units per (order, line, contra) in order and line sequence."""
-    groups: dict[tuple[int, int, bool], list[Unit]] = {}
-    for unit in units:
-        key = (unit.order.seq, unit.line.index, unit.contra_of is not None)
+    """One line per order, sku, unit price (and rate), in order and line sequence."""
+    groups: dict[tuple[int, str, int, int], list[Unit]] = {}
+    for unit in sorted(units, key=lambda u: (u.order.seq, u.contra_of is not None, u.line.index)):
+        key = (unit.order.seq, unit.line.sku, unit.price, unit.line.rate)
         groups.setdefault(key, []).append(unit)
     lines: list[InvoiceLine] = []
-    for key in sorted(groups):
-        group = groups[key]
+    for group in groups.values():
         first = group[0]
         total = first.price * len(group)
         vat = vat_of(total, first.line.rate)
@@ -88,7 +87,7 @@ def build_lines(units: Sequence[Unit]) -> list[InvoiceLine]:
                 total=total,
                 total_ex_vat=total - vat,
                 vat=VatAmount(float(first.line.rate), vat),
-                is_contra=key[2],
+                is_contra=first.contra_of is not None,
             )
         )
     return lines

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import Store
+from sandbox import LineSpec, Store
 from sandbox.errors import ApiError
 from tests.sandbox.helpers import business, consumer, invoice_ids_of, simple_order, unit_ids
 
@@ -155,3 +155,21 @@ def test_lines_group_per_order_sku_and_price() -> None:
     # 2598 at 9 %: 2598·100/109 = 2383.49 → 2383, VAT 215; 2499 at 21 %: 2065.29 → 2065, VAT 434.
     assert [(v.rate, v.amount) for v in invoice.vat] == [(21.0, 434), (9.0, 215)]
     assert (invoice.total, invoice.total_ex_vat) == (5097, 4448)
+
+
+def test_same_sku_and_price_on_two_order_lines_is_one_invoice_line() -> None:
+    store = Store()
+    lines = [
+        LineSpec("MOK", "Mok", 2499, 1, 21),
+        LineSpec("KOF", "Koffie", 1299, 1, 9),
+        LineSpec("MOK", "Mok", 2499, 2, 21),
+        LineSpec("MOK", "Mok (actie)", 1999, 1, 21),
+    ]
+    order = store.create_order(consumer(store), lines, policy="ON_OPEN")
+    invoice = store.invoice_items(unit_ids(order))
+    assert [(x.sku, x.unit_price, x.quantity) for x in invoice.lines] == [
+        ("MOK", 2499, 3),
+        ("KOF", 1299, 1),
+        ("MOK", 1999, 1),
+    ]
+    assert invoice.lines[0].ids == unit_ids(order)[:1] + unit_ids(order)[2:4]
