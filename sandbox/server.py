@@ -132,7 +132,10 @@ async def pdf(request: web.Request) -> web.Response:
     ):
         raise web.HTTPNotFound(text="no such PDF (yet)")
     document = await sandbox.pdf_bytes(invoice)
-    return web.Response(body=document, content_type="application/pdf")
+    disposition = f'inline; filename="{invoice.number}.pdf"'
+    return web.Response(
+        body=document, content_type="application/pdf", headers={"Content-Disposition": disposition}
+    )
 
 
 def status_for(code: str, http_status_mode: bool) -> int:

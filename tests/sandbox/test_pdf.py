@@ -78,6 +78,7 @@ async def test_pdf_url_appears_after_the_delay_and_serves_a_pdf() -> None:
         async with session.get(url) as response:
             assert response.status == 200
             assert response.content_type == "application/pdf"
+            assert invoice.number in response.headers["Content-Disposition"]
             assert invoice.number in pdf_text(await response.read())
 
 
