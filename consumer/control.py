@@ -299,7 +299,12 @@ class Controller:
             for s in [states.get(q)]
         }
         missing = [q for q, n in expected.items() if self._missing(q, states.get(q), n, local)]
-        consumers = Check("consumers", not missing, {"missing": missing, "queues": queues})
+        # Before start-up finished or once draining began, nothing is expected: not ready.
+        idle = not expected and not self._paused
+        detail: dict[str, Any] = {"missing": missing, "queues": queues}
+        if idle:
+            detail["error"] = "not consuming (starting or stopping)"
+        consumers = Check("consumers", not missing and not idle, detail)
         return [Check("broker", True), consumers, *checks]
 
     async def _states_for_readiness(self, queues: list[str]) -> dict[str, QueueState | None]:

@@ -24,10 +24,16 @@ class TestConsumerSet:
         self._queues: dict[str, AbstractQueue] = {}
         self._tags: dict[str, str] = {}
         self.resubscribed: list[str] = []
+        self._running = False
         self._underlay: aiormq.Channel | None = None
 
     def expected(self) -> Mapping[str, int]:
-        return dict.fromkeys(self._handlers, 1)
+        # Like the runtime's: nothing is expected before start() or after stop().
+        return dict.fromkeys(self._handlers, 1) if self._running else {}
+
+    async def stop(self) -> None:
+        await self.pause()
+        self._running = False
 
     def registered(self) -> Mapping[str, bool]:
         # aiormq drops a consumer from the channel when the broker cancels it.
@@ -47,6 +53,7 @@ class TestConsumerSet:
         self._underlay = underlay
 
     async def start(self) -> None:
+        self._running = True
         await self.start_underlay()
         for name in self._handlers:
             await self._consume(name)

@@ -292,3 +292,16 @@ async def test_readiness_fails_while_repair_is_impossible_then_heals(service: Se
 
         await channel.queue_delete(service.queue)
     await service.ready_eventually(True)
+
+
+async def test_not_ready_before_consumers_start_or_after_they_stop(service: Service) -> None:
+    await service.consumers.stop()  # what draining does
+    try:
+        status, body = await service.get("/readyz")
+    finally:
+        await service.consumers.start()
+
+    assert status == 503
+    assert body["failed"] == ["consumers"]
+    assert body["checks"]["consumers"]["error"] == "not consuming (starting or stopping)"
+    await service.ready_eventually(True)
