@@ -152,6 +152,7 @@ async def running(
                     "drain deadline passed with %d deliveries in flight; the broker requeues them",
                     processor.in_flight,
                 )
+                await processor.cancel_in_flight()
 
         stack.push_async_callback(drain)
         controller = await stack.enter_async_context(

@@ -95,12 +95,21 @@ class Processor:
         self._crash = crash
         self._slots = asyncio.Semaphore(config.concurrency)
         self._in_flight = 0
+        self._tasks: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    async def cancel_in_flight(self) -> None:
+        """Abandon unfinished deliveries (past the drain deadline): never acked, so requeued."""
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2)
 
     async def wait_idle(self) -> None:
         """Return once nothing is in flight (wrap in asyncio.timeout for a deadline)."""
@@ -110,12 +119,16 @@ class Processor:
         """The aio-pika consumer callback for one stage."""
 
         async def on_message(message: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.add(task)
             self._in_flight += 1
             self._idle.clear()
             try:
                 await self.process(message, route)
             finally:
                 self._in_flight -= 1
+                self._tasks.discard(task)
                 if not self._in_flight:
                     self._idle.set()
 

@@ -115,6 +115,37 @@ async def test_sigterm_under_load_drains_and_loses_nothing(
     assert len(afosto.ledger.invoices) == 20
 
 
+async def test_a_stuck_drain_is_cut_off_at_the_deadline_and_nothing_is_lost(
+    full_env: dict[str, str],
+    afosto: sandbox.Sandbox,
+    amqp: AbstractRobustConnection,
+    prefix: str,
+) -> None:
+    afosto.faults.configure(latency_ms=4000.0)  # every Afosto call outlasts the drain deadline
+    env = {**full_env, "INVOICER_DRAIN_DEADLINE": "1s", "INVOICER_AFOSTO_TIMEOUT": "10s"}
+    async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out:
+        first = await ServiceProcess(env).start()
+        try:
+            for _ in range(3):
+                order = await afosto.simulator.create_order()
+                await afosto.simulator.ship(order.id)
+            await asyncio.sleep(0.5)  # the triggers are now in flight, waiting on Afosto
+            started = asyncio.get_running_loop().time()
+            assert await first.terminate(within=20) == 0, first.log_tail()
+            assert asyncio.get_running_loop().time() - started < 4
+        finally:
+            await first.kill()
+        assert "drain deadline passed" in "\n".join(first.lines), first.log_tail()
+        afosto.faults.configure(latency_ms=0.0)
+        second = await ServiceProcess(full_env).start()
+        try:
+            await eventually(lambda: settled(afosto, out), within=30, what="the requeued work")
+        finally:
+            assert await second.terminate() == 0, second.log_tail()
+    assert_exactly_once(afosto, out)
+    assert len(afosto.ledger.invoices) == 3
+
+
 async def test_two_instances_racing_on_the_same_orders_invoice_once(
     full_env: dict[str, str],
     afosto: sandbox.Sandbox,
