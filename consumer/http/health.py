@@ -49,7 +49,11 @@ class HealthRoutes:
         return web.json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        """200 when every check passes; otherwise 503 naming the checks that failed."""
+        """200 when every check passes; otherwise 503 naming the checks that failed.
+
+        `?exclude=afosto&exclude=consuming` (as Kubernetes' own /readyz) leaves checks out, e.g.
+        to keep taking webhooks, which need only the broker, while Afosto is down.
+        """
         try:
             async with asyncio.timeout(_READINESS_TIMEOUT):
                 checks = list(await self._readiness.readiness())
@@ -58,8 +62,15 @@ class HealthRoutes:
         except Exception as exc:
             log.warning("readiness check failed: %s", type(exc).__name__)
             checks = [Check("readiness", False, {"error": type(exc).__name__})]
+        excluded = {
+            name.strip()
+            for value in request.query.getall("exclude", [])
+            for name in value.split(",")
+        }
+        # The gauge is the whole truth, whatever a caller chose to exclude.
+        self._metrics.ready.set(1 if all(c.ok for c in checks) else 0)
+        checks = [c for c in checks if c.name not in excluded]
         ready = all(c.ok for c in checks)
-        self._metrics.ready.set(1 if ready else 0)
         body = {
             "status": "ready" if ready else "not_ready",
             "failed": [c.name for c in checks if not c.ok],

@@ -305,3 +305,15 @@ async def test_not_ready_before_consumers_start_or_after_they_stop(service: Serv
     assert body["failed"] == ["consumers"]
     assert body["checks"]["consumers"]["error"] == "not consuming (starting or stopping)"
     await service.ready_eventually(True)
+
+
+async def test_readyz_can_exclude_checks_like_kubernetes(service: Service) -> None:
+    await service.consumers.stop()
+    try:
+        full, _ = await service.get("/readyz")
+        partial, body = await service.get("/readyz?exclude=consumers&exclude=afosto,consuming")
+    finally:
+        await service.consumers.start()
+
+    assert (full, partial) == (503, 200)
+    assert set(body["checks"]) == {"broker"}
