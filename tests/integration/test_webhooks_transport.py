@@ -321,3 +321,26 @@ async def test_refusal_before_the_body_hangs_up_but_after_it_keeps_alive(server:
         writer.transport.abort()
     assert status_of(refused) == 401
     assert status_of(healthy.lstrip()) == 200
+
+
+async def test_a_head_completed_in_time_disarms_the_deadline_even_if_split() -> None:
+    app = build_app(metrics=Metrics(), readiness=AlwaysReady(), webhook=None)
+    limits = ServerLimits(header_timeout=0.5, idle_timeout=300)
+    async with serving(app, "127.0.0.1", 0, limits) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n":  # "\r\n\r\n" over 4 reads
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.005)
+            async with asyncio.timeout(5):
+                first = await reader.readuntil(b"}")
+            await asyncio.sleep(1.0)  # past the head deadline: the connection must survive
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            async with asyncio.timeout(5):
+                second = await reader.readuntil(b"}")
+        finally:
+            writer.transport.abort()
+
+    assert status_of(first) == 200
+    assert status_of(second.lstrip()) == 200
