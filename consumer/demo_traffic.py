@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from sandbox import Simulator
+from sandbox import Ledger, Simulator
 from sandbox.simulator import Step
 
 
@@ -41,10 +41,11 @@ class TrafficStats:
 class Traffic:
     """Runs `plan.orders` order lifecycles, `plan.in_flight` at a time."""
 
-    def __init__(self, simulator: Simulator, plan: TrafficPlan) -> None:
+    def __init__(self, simulator: Simulator, ledger: Ledger, plan: TrafficPlan) -> None:
         self.plan = plan
         self.stats = TrafficStats()
         self._sim = simulator
+        self._ledger = ledger
         # item id -> wall-clock time it became invoiceable (shipped; contra: return approved)
         self.ready_at: dict[str, float] = {}
 
@@ -66,55 +67,44 @@ class Traffic:
 
     async def _lifecycle(self, rng: random.Random) -> None:
         order = await self._sim.create_order()
-        if rng.random() < self.plan.partial_rate and len(self._to_ship(order.id)) > 1:
-            await self._step(rng, self._sim.ship(order.id, fraction=0.5), ready=True)
+        units = [unit.id for line in order.lines for unit in line.units]
+        shipped: list[str] = []
+        if rng.random() < self.plan.partial_rate and len(units) > 1:
+            shipped += await self._step(rng, self._sim.ship(order.id, fraction=0.5), ready=True)
             self.stats.partial_shipments += 1
             await asyncio.sleep(rng.uniform(0.2, 1.5))
-        if self._to_ship(order.id):
-            await self._step(rng, self._sim.ship(order.id), ready=True)
+        rest = [u for u in units if u not in shipped]
+        shipped += await self._step(rng, self._sim.ship(order.id, rest), ready=True)
         if rng.random() < self.plan.return_rate:
             # Return only what was invoiced, so the return yields a credit invoice; a unit
             # returned before it was invoiced just leaves INVOICE, which the demo does not show.
-            if not await self._invoiced(order.id, patience_s=60.0):
+            if not await self._invoiced(shipped, patience_s=60.0):
                 return
             await self._step(rng, self._sim.return_items(order.id, fraction=0.5))
             self.stats.returns += 1
             # Approval comes later, as in a warehouse: order.returned arrives first, so the
             # service must re-check until Afosto lists the contra items under INVOICE.
             await asyncio.sleep(rng.uniform(0.5, 2.5))
-            began = time.time()
-            step = await self._sim.approve(order.id)
-            units = self._sim.store.get_order(order.id).all_units()
-            contra = {u.contra_of.id: u.id for u in units if u.contra_of is not None}
-            for item_id in step.item_ids:  # contra ids, or their originals: accept both
-                self.ready_at.setdefault(contra.get(item_id, item_id), began)
-            await self._announce(rng, step.published)
+            await self._step(rng, self._sim.approve(order.id), ready=True)  # the contra ids
             self.stats.approvals += 1
 
     async def _step(
         self, rng: random.Random, call: Awaitable[Step], *, ready: bool = False
-    ) -> None:
+    ) -> list[str]:
+        """Run one simulator step; with `ready`, its items just became invoiceable."""
         began = time.time()
         step = await call
         if ready:
             for item_id in step.item_ids:
                 self.ready_at.setdefault(item_id, began)
         await self._announce(rng, step.published)
+        return list(step.item_ids)
 
-    def _to_ship(self, order_id: str) -> list[str]:
-        order = self._sim.store.get_order(order_id)
-        return [
-            u.id
-            for u in order.all_units()
-            if u.contra_of is None and not (u.shipped or u.cancelled)
-        ]
-
-    async def _invoiced(self, order_id: str, patience_s: float) -> bool:
-        """Wait until every shipped unit of the order is on an invoice."""
+    async def _invoiced(self, item_ids: list[str], patience_s: float) -> bool:
+        """Wait until Afosto's ledger shows every one of `item_ids` on an invoice."""
         deadline = asyncio.get_running_loop().time() + patience_s
         while asyncio.get_running_loop().time() < deadline:
-            units = self._sim.store.get_order(order_id).all_units()
-            if all(u.invoice_id for u in units if u.shipped and u.contra_of is None):
+            if all(i in self._ledger.item_invoices for i in item_ids):
                 return True
             await asyncio.sleep(0.25)
         return False

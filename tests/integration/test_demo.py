@@ -10,8 +10,9 @@ import pytest
 from rich.console import Console
 
 from consumer.amqp.topology import build
-from consumer.demo import DemoOptions, Run, main, run_demo
+from consumer.demo import DemoOptions, main, run_demo
 from consumer.demo_broker import leftovers
+from consumer.demo_run import Run
 from consumer.settings import load_settings
 
 pytestmark = pytest.mark.integration
