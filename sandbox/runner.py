@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,8 +23,6 @@ from sandbox.schema import executable_schema
 from sandbox.server import build_app, status_for
 from sandbox.simulator import Simulator
 from sandbox.store import Store
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,9 +89,9 @@ class Sandbox:
         return web.json_response(body, status=status, headers=headers)
 
     def _schedule_pdf(self, invoice: Invoice) -> None:
-        delay = self.faults.pdf_delay()
-        invoice.pdf_ready_at = None if delay is None else time.time() + delay
-        if invoice.pdf_ready_at is not None:
+        delay = self.faults.pdf_delay()  # None: this invoice's PDF never appears (a fault)
+        if delay is not None:
+            invoice.pdf_ready_at = time.time() + delay
             self.cache.pdf_scheduled(invoice.pdf_ready_at)
 
     async def pdf_bytes(self, invoice: Invoice) -> bytes:
