@@ -144,6 +144,9 @@ class FaultController:
         self.seed = seed
         self._requests = random.Random(f"faults:{seed}")
         self._pdfs = random.Random(f"pdf:{seed}")
+        self._refill_bucket()
+
+    def _refill_bucket(self) -> None:
         self.bucket = TokenBucket(
             self.config.rate_limit_rps, self.config.rate_limit_burst, self._clock
         )
@@ -152,9 +155,7 @@ class FaultController:
         """Change knobs at runtime (validated; unknown names raise ValueError)."""
         self.config = self.config.updated(changes)
         if {"rate_limit_rps", "rate_limit_burst"} & changes.keys():
-            self.bucket = TokenBucket(
-                self.config.rate_limit_rps, self.config.rate_limit_burst, self._clock
-            )
+            self._refill_bucket()
         return self.config
 
     def reset(self, seed: int | None = None) -> FaultConfig:
