@@ -1,0 +1,1 @@
+"""Fault-injection harness: seeded workloads and faults, then nine invariants (issue 6)."""

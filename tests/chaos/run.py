@@ -1,0 +1,45 @@
+"""`python -m tests.chaos.run --tier 1|2 [--seed N] [--broker proxy|real] [--json PATH]`:
+one seeded chaos run; prints the figures and `N passed, N failed`; exit 1 on any failure."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import cast
+
+from tests.chaos.broker import BROKER_MODES, BrokerMode
+from tests.chaos.harness import run
+from tests.chaos.report import figures, render
+from tests.chaos.tiers import TIERS
+
+# Broker-wide faults (rabbitmqctl stop_app, kill -9) hit everyone on the broker; "proxy" keeps
+# them to the services under test. INVOICER_CHAOS_BROKER chooses; see docs/reliability.md.
+DEFAULT_BROKER_MODE = os.environ.get("INVOICER_CHAOS_BROKER", "connections")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos.run", description=__doc__)
+    parser.add_argument("--tier", type=int, choices=sorted(TIERS), default=1)
+    parser.add_argument("--seed", type=int, default=None, help="default: the tier's own seed")
+    parser.add_argument("--broker", choices=BROKER_MODES, default=DEFAULT_BROKER_MODE)
+    parser.add_argument("--json", default=None, help="also write the figures and checks here")
+    args = parser.parse_args(argv)
+    tier = TIERS[args.tier]
+    if args.seed is not None:
+        tier = tier.with_seed(args.seed)
+    result = asyncio.run(
+        run(tier, broker_mode=cast(BrokerMode, args.broker), log=lambda s: print(s, flush=True))
+    )
+    print(render(result), flush=True)
+    if args.json:
+        doc = {"figures": figures(result), "checks": [c.__dict__ for c in result.checks]}
+        with open(args.json, "w") as fh:
+            json.dump(doc, fh, indent=2, default=str)
+    return 1 if result.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
