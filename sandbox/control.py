@@ -52,6 +52,13 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def _flag(body: dict[str, Any], name: str, *, default: bool = False) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false")
+    return value
+
+
 def order_brief(order: Order) -> dict[str, Any]:
     return {
         "id": order.id,
@@ -80,11 +87,11 @@ async def settings(request: web.Request) -> web.Response:
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}")
     if "lenient" in changes:
-        sandbox.store.lenient = bool(changes["lenient"])
+        sandbox.store.lenient = _flag(changes, "lenient")
     if "http_status_mode" in changes:
-        sandbox.http_status_mode = bool(changes["http_status_mode"])
+        sandbox.http_status_mode = _flag(changes, "http_status_mode")
     if "response_cache" in changes:
-        sandbox.cache.enabled = bool(changes["response_cache"])
+        sandbox.cache.enabled = _flag(changes, "response_cache")
     return _reply(
         {
             "lenient": sandbox.store.lenient,
@@ -181,7 +188,7 @@ async def order_step(request: web.Request) -> web.Response:
     elif step == "return":
         result = await sim.return_items(order_id, ids, fraction=fraction)
     elif step == "approve":
-        result = await sim.approve(order_id, ids, finish=bool(body.get("finish", True)))
+        result = await sim.approve(order_id, ids, finish=_flag(body, "finish", default=True))
     elif step == "finish":
         result = await sim.finish(order_id, ids)
     else:

@@ -45,3 +45,6 @@ async def test_settings_switch_modes() -> None:
         assert sb.http_status_mode
         status, _ = await call(session, sb, "PATCH", "/settings", {"strict": 1})
         assert status == 400
+        status, _ = await call(session, sb, "PATCH", "/settings", {"lenient": "false"})
+        assert status == 400
+        assert sb.store.lenient
