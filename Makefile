@@ -1,5 +1,10 @@
 # The single way to install, lint, type-check, test, bench and demo (CI calls `make test`).
-PY ?= python3.11
+# The first Python 3.11+ on PATH (override: make PY=/path/to/python3.x ...).
+ifeq ($(origin PY),undefined)
+PY := $(shell for p in python3.11 python3.12 python3.13 python3.14 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	2>/dev/null && { echo $$p; break; }; done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -7,7 +12,7 @@ STAMP := $(VENV)/.installed
 .PHONY: install lint typecheck test unit demo bench chaos sandbox clean
 
 $(STAMP): pyproject.toml
-	@command -v $(PY) >/dev/null || { echo "need $(PY) (Python 3.11+) on PATH, or run: make PY=python3 ..."; exit 1; }
+	@test -n "$(PY)" || { echo "need Python 3.11+ on PATH (python3.11, python3.12, ...), or: make PY=/path/to/python"; exit 1; }
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
