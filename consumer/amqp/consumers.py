@@ -14,7 +14,8 @@ import logging
 import uuid
 from collections.abc import Mapping
 
-from aio_pika.abc import AbstractChannel, AbstractQueue
+import aiormq.abc
+from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustChannel
 
 from consumer.amqp.consume import Processor
 from consumer.amqp.topology import Topology
@@ -53,12 +54,16 @@ class Consumers:
         self._lock = asyncio.Lock()
         self._wanted = False
         self._instance = uuid.uuid4().hex[:8]
+        self._underlay: aiormq.abc.AbstractChannel | None = None
 
     async def start(self, queues: Mapping[str, AbstractQueue]) -> None:
         """Set the prefetch and consume every routed stage queue (declared beforehand)."""
         # Quorum queues refuse global QoS, so the prefetch is per consumer; the processor's
         # semaphore keeps the total in flight at `concurrency`.
         await self._channel.set_qos(prefetch_count=self._prefetch)
+        await self._refresh_underlay()
+        if isinstance(self._channel, AbstractRobustChannel):
+            self._channel.reopen_callbacks.add(self._refresh_underlay)
         for stage, route in self._routes.items():
             name = self._topology.stage_queue(stage)
             tag = f"invoicer.{self._instance}.{stage}"
@@ -70,9 +75,18 @@ class Consumers:
         return {name: 1 for name in self._subs} if self._wanted else {}
 
     def registered(self) -> dict[str, bool]:
-        """Our own view: which queues have a live consumer of this process right now."""
-        open_ = not self._channel.is_closed
-        return {name: open_ and sub.active for name, sub in self._subs.items()}
+        """Which queues have a live consumer of THIS process right now (the broker's count
+        includes other replicas); a broker-side cancel shows up here at once."""
+        underlay = self._underlay
+        if underlay is None or underlay.is_closed or self._channel.is_closed:
+            return dict.fromkeys(self._subs, False)
+        # aiormq drops a tag from `consumers` when the broker cancels it (queue deleted...).
+        consumers: Mapping[str, object] = getattr(underlay, "consumers", {})
+        return {name: sub.active and sub.tag in consumers for name, sub in self._subs.items()}
+
+    async def _refresh_underlay(self, *_: object) -> None:
+        # A robust channel swaps its protocol channel on every reopen; keep the current one.
+        self._underlay = await self._channel.get_underlay_channel()
 
     async def pause(self) -> None:
         """Cancel every consumer; deliveries already received still finish."""

@@ -43,8 +43,12 @@ async def test_consumers_come_back_after_the_connection_drops(
             await eventually(lambda: settled(afosto, out), what="the first invoice")
             assert await _consumers(amqp, queues) == dict.fromkeys(queues, 1)
 
+            assert all(app.consumers.registered().values())
             await proxy.cut()
-            await asyncio.sleep(0.3)
+            await eventually(
+                lambda: not any(app.consumers.registered().values()),
+                what="the loss seen",
+            )
             assert await _consumers(amqp, queues) == dict.fromkeys(queues, 0)
             order = await afosto.simulator.create_order()
             await afosto.simulator.ship(order.id)  # arrives while the service is cut off
@@ -56,6 +60,7 @@ async def test_consumers_come_back_after_the_connection_drops(
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("consumers were not restored after the reconnect")
+            await eventually(lambda: all(app.consumers.registered().values()), what="our view")
             await eventually(lambda: settled(afosto, out), within=30, what="the second invoice")
             checks = {c.name: c.ok for c in await app.controller.readiness()}
             assert all(checks.values()), checks
@@ -77,6 +82,7 @@ async def test_resubscribe_recreates_a_deleted_queue_with_its_bindings(
             await channel.queue_delete(intents)
         await app.consumers.resubscribe(intents)
         assert (await _consumers(amqp, [intents]))[intents] >= 1
+        assert app.consumers.registered()[intents]
         order = await afosto.simulator.create_order()
         await afosto.simulator.ship(order.id)  # intents travel <p>.route → <p>.intents by binding
         await eventually(lambda: settled(afosto, out), within=30, what="an invoice after repair")
