@@ -26,6 +26,7 @@ STAGES: tuple[Stage, ...] = ("triggers", "intents", "pdf")
 TRIGGER_KEYS = ("order.shipped", "order.returned", "order.updated")
 OUTPUT_KEYS = ("invoice.created", "invoice.pdf_ready")
 VHOST = "/"
+DEAD_DELIVERY_LIMIT = 1_000_000
 
 ArgValue = str | int
 
@@ -134,7 +135,10 @@ def build(amqp: AmqpSettings) -> Topology:
             Queue(name, {**_quorum(), "x-message-ttl": ttl, **safe_dlx}, "back to its stage")
         )
         bindings.append(Binding(name, name, ""))
-    queues.append(Queue(dead, _quorum(), "dead letters, with invoicer-dead-* headers"))
+    # Every look at a dead letter (get + requeue) counts as a delivery; RabbitMQ 4 drops a
+    # message past its default limit of 20, so the dead queue gets a practically endless one.
+    dead_args = {**_quorum(), "x-delivery-limit": DEAD_DELIVERY_LIMIT}
+    queues.append(Queue(dead, dead_args, "dead letters, with invoicer-dead-* headers"))
     bindings.append(Binding(route, dead, dead))
     return Topology(
         prefix=p,

@@ -39,6 +39,13 @@ def test_stage_queues_are_quorum_with_limit_and_dead_letter_target() -> None:
         assert q.arguments["x-overflow"] == "reject-publish"
 
 
+def test_dead_letters_survive_being_looked_at() -> None:
+    t = build(_amqp(QUEUE_PREFIX="inv"))
+    (q,) = [q for q in t.queues if q.name == "inv.dead"]
+    assert q.arguments["x-delivery-limit"] == 1_000_000  # RabbitMQ 4 would default to 20
+    assert "x-dead-letter-exchange" not in q.arguments
+
+
 def test_wait_tiers_dead_letter_back_by_the_kept_routing_key() -> None:
     t = build(_amqp(QUEUE_PREFIX="inv", WAIT_TIERS="200ms,2s"))
     (q,) = [q for q in t.queues if q.name == "inv.wait.200ms"]
