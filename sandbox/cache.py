@@ -30,6 +30,7 @@ class ResponseCache:
         self._max = max_entries
         self._entries: dict[CacheKey, Entry] = {}
         self._pdf_due: list[float] = []
+        self._pruned_until = float("-inf")  # due times up to here are gone from the heap
 
     @staticmethod
     def key(query: str, variables: dict[str, Any] | None, operation_name: str | None) -> CacheKey:
@@ -43,6 +44,7 @@ class ResponseCache:
         due = self._pdf_due
         while due and due[0] <= now:
             heapq.heappop(due)
+        self._pruned_until = max(self._pruned_until, now)
         return due[0] if due else float("inf")
 
     def get(self, key: CacheKey, revision: int, now: float) -> Entry | None:
@@ -55,7 +57,9 @@ class ResponseCache:
         return entry
 
     def put(self, key: CacheKey, revision: int, now: float, raw: bytes, outcome: str) -> None:
-        if not self.enabled:
+        # An answer computed as of an earlier moment (a request delayed by a latency fault)
+        # than a due time already pruned cannot know when it expires: do not keep it.
+        if not self.enabled or now < self._pruned_until:
             return
         if len(self._entries) >= self._max:
             self._entries.clear()
