@@ -13,7 +13,10 @@ EVENT_NAMESPACE: Final = uuid.UUID("6bb62d5e-db62-53a2-8b7b-76ac91409c6e")
 
 def invoice_id_for(item_ids: Iterable[str]) -> str:
     """UUIDv5 of the sorted, unique item ids joined by commas: one set of items, one invoice."""
-    return str(uuid.uuid5(INVOICE_NAMESPACE, ",".join(sorted(set(item_ids)))))
+    # Escaping keeps the name injective (["a,b"] vs ["a", "b"]); ids without "," or "\\"
+    # are unchanged, so every id minted before stays the same.
+    escaped = (i.replace("\\", "\\\\").replace(",", "\\,") for i in sorted(set(item_ids)))
+    return str(uuid.uuid5(INVOICE_NAMESPACE, ",".join(escaped)))
 
 
 def event_id_for(invoice_id: str, event_type: str) -> str:
