@@ -34,7 +34,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def main(orders: int, concurrency: int, broker: str) -> None:
+async def main(orders: int, concurrency: int, broker: str, copies: int) -> None:
     prefix = f"bench{uuid4().hex[:6]}"
     faults = {"pdf_delay_min_s": 0.1, "pdf_delay_max_s": 0.3}
     async with sandbox.running(amqp_url=broker, exchange=f"{prefix}.in", faults=faults) as sb:
@@ -87,7 +87,10 @@ async def main(orders: int, concurrency: int, broker: str) -> None:
 
                 async def ship(order_id: str) -> None:
                     shipped[order_id] = time.perf_counter()
-                    await sb.simulator.ship(order_id)
+                    step = await sb.simulator.ship(order_id)
+                    for event_id in step.published:  # duplicate deliveries, as a real bus has
+                        if copies:
+                            await sb.simulator.republish(event_id, copies=copies)
 
                 # All shipments land at once: the backlog shows the service's own throughput.
                 await asyncio.gather(*(ship(o.id) for o in made))
@@ -109,6 +112,15 @@ async def main(orders: int, concurrency: int, broker: str) -> None:
                     f"p95 {_pct(to_ready, 0.95) * 1000:.0f} ms  (sandbox PDF delay 0.1–0.3 s)"
                 )
             print(f"double-invoiced items: {len(sb.ledger.invoiced_more_than_once())}")
+            calls = sb.ledger.call_counts()
+            per_op = {op: sum(kinds.values()) for op, kinds in calls.items()}
+            total = sum(per_op.values())
+            invoices = max(len(sb.ledger.invoices), 1)
+            print(
+                f"Afosto calls per invoice: {total / invoices:.2f} "
+                f"({', '.join(f'{op} {n}' for op, n in sorted(per_op.items()))}; "
+                f"each event delivered {1 + copies}x)"
+            )
             await queue.cancel(tag)
         finally:
             await delete(connection, build(settings.amqp), shared_exchanges=True)
@@ -122,6 +134,7 @@ if __name__ == "__main__":
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--broker", default=BROKER)
+    parser.add_argument("--copies", type=int, default=0, help="extra deliveries of each event")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main(args.orders, args.concurrency, args.broker))
+    asyncio.run(main(args.orders, args.concurrency, args.broker, args.copies))

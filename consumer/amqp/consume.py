@@ -13,24 +13,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import timedelta
 
 from aio_pika.abc import AbstractIncomingMessage
+from pydantic import BaseModel
 
+from consumer.amqp.dedupe import Confirmed, OneAtATime
+from consumer.amqp.outcome import Fate, Outcome, count_event, record
 from consumer.amqp.publisher import ATTEMPT_HEADER, Publisher, PublishFailed
 from consumer.amqp.topology import Topology
 from consumer.metrics import Metrics
 from handlers.errors import DeadReason, Permanent, RateLimited, Systemic, Transient
-from handlers.ports import Context, CrashPoint, Deps, Emit, Route, no_crash
-from schemas.internal import PdfCheck
+from handlers.ports import Context, CrashPoint, Deps, Emit, Forward, Outgoing, Route, no_crash
+from schemas.internal import Intent
 from schemas.outbound import InvoiceCreated, PdfReady
 
 log = logging.getLogger("consumer.pipeline")
 
-Outcome = Literal["acked", "retried", "dead_lettered", "requeued"]
 # Set by the broker (dead-lettering, quorum redelivery); a retry copy must start clean.
 BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
 # Returned to the queue too fast, an unroutable output would spin; a short pause bounds that.
@@ -45,12 +46,8 @@ class LoopConfig:
     max_message_bytes: int
 
 
-@dataclass
-class _Fate:
-    outcome: Outcome
-    reason: DeadReason | str | None = None
-    detail: str = ""
-    delay: timedelta | None = None
+def _dedupe_key(stage: str, invoice_id: str | None) -> str | None:
+    return f"{stage}:{invoice_id}" if invoice_id and stage in ("intents", "pdf") else None
 
 
 def attempt_of(message: AbstractIncomingMessage) -> int:
@@ -94,6 +91,8 @@ class Processor:
         self._on_systemic = on_systemic
         self._crash = crash
         self._slots = asyncio.Semaphore(config.concurrency)
+        self._confirmed = Confirmed()
+        self._one_at_a_time = OneAtATime()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
@@ -147,14 +146,14 @@ class Processor:
             try:
                 fate = await self._decide(message, route, queue, attempt, summary)
             except PublishFailed as exc:
-                fate = _Fate("requeued", "publish_failed", str(exc))
+                fate = Fate("requeued", "publish_failed", str(exc))
                 await asyncio.sleep(REQUEUE_PAUSE)
                 await _settle(message.nack(requeue=True))
             finally:
                 if gauge:
                     gauge.dec()
             seconds = time.monotonic() - started
-            self._record(route, queue, message, attempt, summary, fate, seconds)
+            record(self._metrics, route, queue, message, attempt, summary, fate, seconds)
             return fate.outcome
 
     async def _decide(
@@ -164,13 +163,37 @@ class Processor:
         queue: str,
         attempt: int,
         summary: dict[str, str | None],
-    ) -> _Fate:
+    ) -> Fate:
         try:
             if len(message.body) > self._config.max_message_bytes:
                 limit = self._config.max_message_bytes
                 raise Permanent("too_large", f"{len(message.body)} bytes > {limit}")
             parsed = route.parse(message.body, message.content_type, message.message_id)
             summary.update(route.summary(parsed))
+        except Permanent as exc:
+            return await self._dead(message, queue, exc.reason, exc.detail)
+        except Exception as exc:  # a parser bug, not a bad message: retry, then give up
+            log.exception("unexpected error parsing for %s", route.stage)
+            error = Transient(f"unexpected {type(exc).__name__}: {exc}")
+            return await self._retry(message, route, queue, attempt, error)
+        key = _dedupe_key(route.stage, summary.get("invoice_id"))
+        if key is None:
+            return await self._handle(message, route, queue, attempt, parsed)
+        async with self._one_at_a_time.hold(key):
+            if key in self._confirmed:
+                await _settle(message.ack())
+                return Fate("acked", "duplicate", "already confirmed by this process")
+            return await self._handle(message, route, queue, attempt, parsed)
+
+    async def _handle(
+        self,
+        message: AbstractIncomingMessage,
+        route: Route,
+        queue: str,
+        attempt: int,
+        parsed: BaseModel,
+    ) -> Fate:
+        try:
             ctx = Context(attempt, message.message_id, message.correlation_id)
             outputs = await route.handle(parsed, self._deps, ctx)
         except Permanent as exc:
@@ -178,7 +201,7 @@ class Processor:
         except Systemic as exc:
             await _settle(message.nack(requeue=True))
             self._on_systemic(exc)
-            return _Fate("requeued", "systemic", exc.detail)
+            return Fate("requeued", "systemic", exc.detail)
         except Transient as exc:
             return await self._retry(message, route, queue, attempt, exc)
         except Exception as exc:  # a bug or an unforeseen library error: retry, then give up
@@ -188,12 +211,28 @@ class Processor:
         for out in outputs:
             if isinstance(out, Emit):
                 await self._publisher.emit(out)
-                self._count_event(out, parsed)
-            else:
+                count_event(self._metrics, out, parsed)
+            elif not self._already_issued(out):
                 await self._publisher.forward(out)
+        self._remember(outputs)
         self._crash("after_publish_before_ack")
         await _settle(message.ack())
-        return _Fate("acked")
+        return Fate("acked")
+
+    def _already_issued(self, forward: Forward) -> bool:
+        """An intent for an invoice this process already announced adds nothing."""
+        if forward.stage != "intents" or not isinstance(forward.message, Intent):
+            return False
+        return _dedupe_key("intents", forward.message.invoice_id) in self._confirmed
+
+    def _remember(self, outputs: list[Outgoing]) -> None:
+        # Called only once every output of the delivery is confirmed: invoice.created comes
+        # with its first PDF check, so a later intent for the invoice has nothing left to do.
+        for out in outputs:
+            if isinstance(out, Emit) and isinstance(out.event, InvoiceCreated):
+                self._confirmed.add(f"intents:{out.event.invoice.id}")
+            elif isinstance(out, Emit) and isinstance(out.event, PdfReady):
+                self._confirmed.add(f"pdf:{out.event.invoice_id}")
 
     async def _retry(
         self,
@@ -202,7 +241,7 @@ class Processor:
         queue: str,
         attempt: int,
         error: Transient,
-    ) -> _Fate:
+    ) -> Fate:
         limit = error.max_attempts or self._config.max_attempts
         if attempt >= limit:
             detail = f"gave up after {attempt} attempts: {error.detail}"
@@ -225,69 +264,14 @@ class Processor:
             content_type=message.content_type,
         )
         await _settle(message.ack())
-        return _Fate("retried", type(error).__name__, error.detail, tier)
+        return Fate("retried", type(error).__name__, error.detail, tier)
 
     async def _dead(
         self, message: AbstractIncomingMessage, queue: str, reason: DeadReason, detail: str
-    ) -> _Fate:
+    ) -> Fate:
         await self._publisher.dead_letter(message, source_queue=queue, reason=reason, detail=detail)
         await _settle(message.ack())
-        return _Fate("dead_lettered", reason, detail)
-
-    def _count_event(self, emit: Emit, parsed: object) -> None:
-        if self._metrics is None:
-            return
-        if isinstance(emit.event, InvoiceCreated):
-            inv = emit.event.invoice
-            self._metrics.invoice_created(inv.kind, inv.currency, inv.total)
-        elif isinstance(emit.event, PdfReady) and isinstance(parsed, PdfCheck):
-            age = datetime.now(UTC) - parsed.created_at
-            self._metrics.time_to_pdf.observe(max(age.total_seconds(), 0.0))
-
-    def _record(
-        self,
-        route: Route,
-        queue: str,
-        message: AbstractIncomingMessage,
-        attempt: int,
-        summary: Mapping[str, str | None],
-        fate: _Fate,
-        seconds: float,
-    ) -> None:
-        if self._metrics is not None:
-            self._metrics.message_done(queue, fate.outcome, reason=fate.reason)
-            self._metrics.handler_duration.labels(stage=route.stage).observe(seconds)
-            if route.stage == "triggers" and message.timestamp is not None:
-                stamp = message.timestamp
-                if stamp.tzinfo is None:
-                    stamp = stamp.replace(tzinfo=UTC)
-                age = (datetime.now(UTC) - stamp).total_seconds()
-                self._metrics.oldest_trigger_age.set(max(age, 0.0))
-        level = {
-            "acked": logging.INFO,
-            "retried": logging.WARNING,
-            "requeued": logging.WARNING,
-            "dead_lettered": logging.ERROR,
-        }[fate.outcome]
-        log.log(
-            level,
-            "%s %s",
-            route.stage,
-            fate.outcome,
-            extra={
-                "stage": route.stage,
-                "event_id": summary.get("event_id"),
-                "order_id": summary.get("order_id"),
-                "invoice_id": summary.get("invoice_id"),
-                "message_id": message.message_id,
-                "attempt": attempt,
-                "outcome": fate.outcome,
-                "reason": fate.reason,
-                "detail": fate.detail[:300] or None,
-                "retry_in": fate.delay.total_seconds() if fate.delay else None,
-                "duration_ms": round(seconds * 1000, 1),
-            },
-        )
+        return Fate("dead_lettered", reason, detail)
 
 
 async def _settle(action: Awaitable[object]) -> None:
