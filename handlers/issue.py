@@ -65,6 +65,13 @@ def issued(invoice: Invoice, correlation_id: str, now: datetime) -> list[Outgoin
 async def _read_before_retry(intent: Intent, conflict: Conflict, deps: Deps) -> list[Outgoing]:
     existing = await deps.api.invoice(intent.invoice_id)
     if existing is not None:
+        if set(existing.item_ids) != set(intent.item_ids):
+            # Our deterministic id on other items: publishing it would drop this intent's items.
+            raise Permanent(
+                "api_rejected",
+                f"invoice {intent.invoice_id} exists at Afosto with items {list(existing.item_ids)}"
+                f", not the intent's {list(intent.item_ids)} (order {intent.order_id})",
+            )
         return issued(existing, intent.correlation_id, deps.clock.now())
     if not conflict.unknown_outcome and conflict.field not in REPLANNABLE_FIELDS:
         raise Permanent(
@@ -82,13 +89,20 @@ async def _read_before_retry(intent: Intent, conflict: Conflict, deps: Deps) -> 
     remaining = tuple(sorted(set(intent.item_ids) & set(order.invoiceable_ids)))
     if not remaining:
         return []  # invoiced by someone else (another event, another instance)
+    invoice_id = invoice_id_for(remaining)
+    if invoice_id == intent.invoice_id and conflict.unknown_outcome:
+        # Afosto failed (5xx, timeout) and shows no invoice yet: an ordinary transient failure,
+        # so the consume loop's growing delays and attempt cap apply, not the re-plan budget.
+        raise Transient(
+            f"invoiceItems for invoice {intent.invoice_id} of order {intent.order_id}: outcome "
+            f"unknown, no invoice yet: {conflict.detail}"
+        )
     if intent.replans >= MAX_REPLANS:
         raise Permanent(
             "api_rejected",
             f"invoice {intent.invoice_id} of order {intent.order_id} still refused after "
             f"{intent.replans} re-plans: {conflict.detail}",
         )
-    invoice_id = invoice_id_for(remaining)
     again = intent.model_copy(
         update={"invoice_id": invoice_id, "item_ids": remaining, "replans": intent.replans + 1}
     )

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from handlers.errors import Conflict, Permanent
+from handlers.errors import Conflict, Permanent, Transient
 from handlers.ids import event_id_for, invoice_id_for
 from handlers.issue import MAX_REPLANS, issue
 from handlers.ports import CrashPoint, Emit, Forward
@@ -148,6 +148,42 @@ async def test_unexplained_refusal_retries_the_same_intent_later_then_gives_up()
     with pytest.raises(Permanent) as err:
         await issue(intent, deps, CTX)
     assert err.value.reason == "api_rejected"
+
+
+class FailingAfosto(FakeAfosto):
+    """Every mutation fails like a 5xx or a timeout, without committing anything."""
+
+    async def invoice_items(self, item_ids: Sequence[str], invoice_id: str) -> Invoice:
+        self.calls.append(("invoice_items", (tuple(item_ids), invoice_id)))
+        raise Conflict("HTTP 502", unknown_outcome=True)
+
+
+async def test_unknown_outcome_without_an_invoice_is_transient_not_a_replan() -> None:
+    api = FailingAfosto()
+    api.add_order("o1", ["a"])
+    with pytest.raises(Transient) as err:
+        await issue(intent_for(["a"]), make_deps(api), CTX)
+    assert err.value.exhausted_reason == "retries_exhausted"
+    assert err.value.max_attempts is None  # the consume loop's INVOICER_MAX_ATTEMPTS
+    assert [name for name, _ in api.calls] == ["invoice_items", "invoice", "order"]
+
+
+async def test_unknown_outcome_for_items_partly_taken_re_plans_the_rest() -> None:
+    api = FailingAfosto()
+    api.add_order("o1", ["b"])
+    (fwd,) = forwards(await issue(intent_for(["a", "b"]), make_deps(api), CTX))
+    assert isinstance(fwd.message, Intent)
+    assert fwd.message.item_ids == ("b",)
+
+
+async def test_existing_invoice_with_other_items_is_never_taken_for_ours() -> None:
+    api = FakeAfosto()
+    api.add_order("o1", ["a", "b"])
+    await api.invoice_items(["a"], invoice_id_for(["a", "b"]))  # our id, other items
+    with pytest.raises(Permanent) as err:
+        await issue(intent_for(["a", "b"]), make_deps(api), CTX)
+    assert err.value.reason == "api_rejected"
+    assert "'b'" in err.value.detail
 
 
 class Crash(Exception):
