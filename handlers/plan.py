@@ -75,9 +75,11 @@ def _waiting_for(event: TriggerEvent, order: Order) -> str:
         # invoice, legitimately. A return is early only while its steps are pending.
         pending = order.pending_return_actions
         return f"return steps pending {list(pending)}" if pending else ""
-    known = set(order.invoiceable_ids) | order.invoiced_ids
+    # Ids under a return step were shipped and returned before being invoiced: a late or
+    # replayed shipment naming them is not early, they will never be invoiced.
+    known = order.listed_ids | order.invoiced_ids
     missing = sorted(set(event.item_ids or ()) - known)
-    return f"item ids {missing} neither under INVOICE nor invoiced" if missing else ""
+    return f"item ids {missing} neither under an action nor invoiced" if missing else ""
 
 
 def _recheck(

@@ -146,6 +146,11 @@ class Order(AfostoModel):
         return self.action_ids(INVOICE_ACTION)
 
     @property
+    def listed_ids(self) -> frozenset[str]:
+        """Ids under any action (INVOICE, HANDLE_APPROVAL, HANDLE_RESTOCK, …)."""
+        return frozenset(i for a in self.actions for i in a.ids)
+
+    @property
     def invoiced_ids(self) -> frozenset[str]:
         return frozenset(i for inv in self.invoices for line in inv.lines for i in line.ids)
 

@@ -177,3 +177,12 @@ async def test_return_relies_on_pending_steps_only_and_shipments_on_item_ids() -
     # a shipment of a unit not yet shipped (listed, but not invoiceable) is early
     (fwd,) = forwards(await plan(event(item_ids=["u1"]), make_deps(api), CTX))
     assert fwd.stage == "triggers"
+
+
+async def test_late_shipment_of_units_returned_before_invoicing_is_not_early() -> None:
+    api = FakeAfosto()
+    api.add_order("o1", ["u2"], units=["u1", "u2"], pending={"HANDLE_APPROVAL": ["u1"]})
+    (fwd,) = forwards(await plan(event(item_ids=["u1", "u2"]), make_deps(api), CTX))
+    assert fwd.stage == "intents"
+    assert isinstance(fwd.message, Intent)
+    assert fwd.message.item_ids == ("u2",)
