@@ -87,3 +87,30 @@ async def test_resubscribe_recreates_a_deleted_queue_with_its_bindings(
         await afosto.simulator.ship(order.id)  # intents travel <p>.route → <p>.intents by binding
         await eventually(lambda: settled(afosto, out), within=30, what="an invoice after repair")
     assert_exactly_once(afosto, out)
+
+
+async def test_a_connection_drop_under_load_loses_and_doubles_nothing(
+    full_env: dict[str, str],
+    afosto: sandbox.Sandbox,
+    amqp: AbstractRobustConnection,
+    prefix: str,
+) -> None:
+    afosto.faults.configure(latency_ms=30.0)
+    proxy = TcpProxy()
+    await proxy.start()
+    env = {**full_env, "INVOICER_AMQP_URL": proxy.url, "INVOICER_PUBLISH_TIMEOUT": "2s"}
+    try:
+        async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out, service(env):
+            for _ in range(30):
+                order = await afosto.simulator.create_order()
+                await afosto.simulator.ship(order.id, fraction=0.5)
+                await afosto.simulator.ship(order.id)
+            await eventually(lambda: len(out.of("invoice.created")) >= 5, what="some progress")
+            await proxy.cut()  # mid-load: handlers are calling Afosto, publishing, acking
+            assert not settled(afosto, out)
+            await asyncio.sleep(1.0)
+            await proxy.restore()
+            await eventually(lambda: settled(afosto, out), within=60, what="every order invoiced")
+    finally:
+        await proxy.cut()
+    assert_exactly_once(afosto, out)
