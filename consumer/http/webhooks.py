@@ -89,6 +89,11 @@ class WebhookIngress:
         if not self._secrets:
             log.warning("no webhook secrets configured: every webhook will be refused (401)")
 
+    @property
+    def in_progress(self) -> int:
+        """Webhook requests being handled right now (bounded by `max_concurrent`)."""
+        return self._active
+
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/webhooks/afosto", self.handle, expect_handler=self._expect)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import NamedTuple
 
 import aiohttp
 import pytest
@@ -46,16 +47,29 @@ class Ready:
         return []
 
 
+class Endpoint(NamedTuple):
+    url: str
+    publisher: FakePublisher
+    session: aiohttp.ClientSession
+    ingress: WebhookIngress
+
+
 @pytest.fixture
-async def endpoint() -> AsyncIterator[tuple[str, FakePublisher, aiohttp.ClientSession]]:
+async def endpoint() -> AsyncIterator[Endpoint]:
     publisher = FakePublisher()
     metrics = Metrics()
     config = WebhookConfig(secrets=(SecretStr(SECRET),), publish_timeout=2.0)
-    app = build_app(
-        metrics=metrics, readiness=Ready(), webhook=WebhookIngress(config, publisher, metrics)
-    )
+    ingress = WebhookIngress(config, publisher, metrics)
+    app = build_app(metrics=metrics, readiness=Ready(), webhook=ingress)
     async with serving(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as session:
-        yield f"http://127.0.0.1:{port}/webhooks/afosto", publisher, session
+        yield Endpoint(f"http://127.0.0.1:{port}/webhooks/afosto", publisher, session, ingress)
+
+
+async def _all_arrived(ingress: WebhookIngress, copies: int) -> None:
+    """Wait until every copy is inside the endpoint (the first one holds the publish)."""
+    async with asyncio.timeout(10):
+        while ingress.in_progress < copies:  # noqa: ASYNC110 - no event marks an arrival
+            await asyncio.sleep(0.01)
 
 
 async def _post(session: aiohttp.ClientSession, url: str) -> int:
@@ -64,12 +78,11 @@ async def _post(session: aiohttp.ClientSession, url: str) -> int:
 
 
 async def test_concurrent_copies_share_one_publish(
-    endpoint: tuple[str, FakePublisher, aiohttp.ClientSession],
+    endpoint: Endpoint,
 ) -> None:
-    url, publisher, session = endpoint
+    url, publisher, session, ingress = endpoint
     posts = [asyncio.create_task(_post(session, url)) for _ in range(5)]
-    await publisher.called.wait()
-    await asyncio.sleep(0.1)  # let the other copies arrive and find the publish pending
+    await _all_arrived(ingress, 5)
     publisher.release.set()
 
     assert await asyncio.gather(*posts) == [200] * 5
@@ -79,13 +92,12 @@ async def test_concurrent_copies_share_one_publish(
 
 
 async def test_a_failed_confirm_is_503_and_not_remembered(
-    endpoint: tuple[str, FakePublisher, aiohttp.ClientSession],
+    endpoint: Endpoint,
 ) -> None:
-    url, publisher, session = endpoint
+    url, publisher, session, ingress = endpoint
     publisher.failing = True
     posts = [asyncio.create_task(_post(session, url)) for _ in range(3)]
-    await publisher.called.wait()
-    await asyncio.sleep(0.1)
+    await _all_arrived(ingress, 3)
     publisher.release.set()
 
     first = await asyncio.gather(*posts)
@@ -98,17 +110,17 @@ async def test_a_failed_confirm_is_503_and_not_remembered(
 
 
 async def test_a_publish_that_never_confirms_is_503_within_the_deadline(
-    endpoint: tuple[str, FakePublisher, aiohttp.ClientSession],
+    endpoint: Endpoint,
 ) -> None:
-    url, _, session = endpoint  # release never set: the confirm never comes
+    url, _, session, _ = endpoint  # release never set: the confirm never comes
     assert await _post(session, url) == 503
 
 
 async def test_secrets_never_reach_the_logs(
-    endpoint: tuple[str, FakePublisher, aiohttp.ClientSession],
+    endpoint: Endpoint,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    url, publisher, session = endpoint
+    url, publisher, session, _ = endpoint
     caplog.set_level(logging.DEBUG)
     publisher.failing = True
     publisher.release.set()
