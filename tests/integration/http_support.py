@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from uuid import uuid4
 
@@ -188,10 +188,3 @@ def signed_headers(body: bytes, secret: str) -> dict[str, str]:
         "Content-Type": "application/json",
         "X-Afosto-Hmac-Sha256": sign(body, secret.encode()),
     }
-
-
-async def wait_until(predicate: Callable[[], bool], *, within: float, every: float = 0.02) -> None:
-    """Poll state owned by another party (broker, server) until `predicate` holds."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110 - the state has no event to wait on
-            await asyncio.sleep(every)

@@ -28,8 +28,8 @@ from tests.integration.http_support import (
     input_exchange,
     signed_headers,
     unique,
-    wait_until,
 )
+from tests.integration.pipeline_support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -158,7 +158,7 @@ async def test_watchdog_resubscribes_after_the_broker_cancels_the_consumer(
         await channel.default_exchange.publish(
             aio_pika.Message(b"after"), routing_key=service.queue
         )
-    await wait_until(lambda: b"after" in service.received, within=5)
+    await eventually(lambda: b"after" in service.received, within=5)
 
 
 async def test_metrics_are_exposed_and_move(service: Service) -> None:
@@ -285,7 +285,7 @@ async def test_readiness_fails_while_repair_is_impossible_then_heals(service: Se
             )
             return value or 0.0
 
-        await wait_until(lambda: failed() >= 2, within=10)
+        await eventually(lambda: failed() >= 2, within=10)
         status, body = await service.get("/readyz")
         assert status == 503
         assert body["checks"]["consumers"]["missing"] == [service.queue]

@@ -19,7 +19,8 @@ from consumer.control import ControlConfig, Controller
 from consumer.http.server import build_app, serving
 from consumer.metrics import Metrics
 from tests.integration.control_support import TestConsumerSet, delete_queues
-from tests.integration.http_support import BROKER_URL, unique, wait_until
+from tests.integration.http_support import BROKER_URL, unique
+from tests.integration.pipeline_support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +125,7 @@ async def test_unauthorized_burst_pauses_then_resumes_without_losing_messages(
             app = build_app(metrics=metrics, readiness=controller, webhook=None)
             async with controller, serving(app, "127.0.0.1", 0) as port:
                 await consumers.start()
-                await wait_until(lambda: controller is not None and controller.paused, within=10)
+                await eventually(lambda: controller is not None and controller.paused, within=10)
 
                 # Paused: the API sees only probes, the messages wait, readiness says why.
                 await asyncio.sleep(0.5)
@@ -138,7 +139,7 @@ async def test_unauthorized_burst_pauses_then_resumes_without_losing_messages(
                 assert state is not None
                 assert (state.consumers, state.messages) == (0, MESSAGES)
                 assert fake.probes >= 2  # probing with backoff, not once
-                await wait_until(
+                await eventually(
                     lambda: (
                         metrics.registry.get_sample_value(
                             "invoicer_queue_messages", {"queue": queue}
@@ -151,7 +152,7 @@ async def test_unauthorized_burst_pauses_then_resumes_without_losing_messages(
                 assert fake.refused - fake.probes == refused_handling  # nothing burnt meanwhile
 
                 fake.authorized = True
-                await wait_until(lambda: len(fake.handled) == MESSAGES, within=20)
+                await eventually(lambda: len(fake.handled) == MESSAGES, within=20)
                 async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
                     assert response.status == 200
 
@@ -207,7 +208,7 @@ async def test_sustained_api_failures_open_the_circuit_but_a_blip_does_not() -> 
             await asyncio.sleep(0.2)
         assert controller.circuit_open
         probe_ok.set()
-        await wait_until(lambda: not controller.circuit_open, within=5)
+        await eventually(lambda: not controller.circuit_open, within=5)
     assert metrics.registry.get_sample_value("invoicer_pauses_total", {"reason": "api_down"}) == 1
 
 
@@ -249,9 +250,9 @@ async def test_pausing_is_retried_until_it_happens() -> None:
     )
     async with controller:
         controller.systemic("forbidden", "403")
-        await wait_until(lambda: controller.paused, within=5)
+        await eventually(lambda: controller.paused, within=5)
         assert consumers.pause_calls == 3
         probe_ok.set()
         async with asyncio.timeout(5):
             await consumers.resumed.wait()
-        await wait_until(lambda: not controller.circuit_open, within=5)
+        await eventually(lambda: not controller.circuit_open, within=5)
