@@ -19,8 +19,7 @@ from handlers.ports import Deps, Stage
 from sandbox.model import Contact, Customer
 from sandbox.store import LineSpec
 from schemas.outbound import InvoiceCreated, PdfReady
-from tests.unit.harness import trigger
-from tests.unit.live import SystemClock, drive_live
+from tests.unit.harness import RealTime, SystemClock, drive, trigger
 
 FAST_PDF = {"pdf_delay_min_s": 0.05, "pdf_delay_max_s": 0.2}
 
@@ -96,16 +95,20 @@ async def test_shipment_then_return_gives_an_invoice_its_pdf_and_a_credit() -> N
         order = new_order(sb, prices=(2499, 1000, 500))
         first = sb.store.ship(order.id, [u.id for u in order.lines[0].units])
         deps = deps_for(client)
-        run = await drive_live(deps, [("triggers", trigger(order.id, "ship-1", item_ids=first))])
+        run = await drive(
+            deps, RealTime(), [("triggers", trigger(order.id, "ship-1", item_ids=first))]
+        )
         rest = sb.store.ship(order.id)
-        run2 = await drive_live(deps, [("triggers", trigger(order.id, "ship-2", item_ids=rest))])
+        run2 = await drive(
+            deps, RealTime(), [("triggers", trigger(order.id, "ship-2", item_ids=rest))]
+        )
         returned = sb.store.return_units(order.id, first)
         # the return is announced before it is approved: plan re-checks until it is
         inbox: list[tuple[Stage, bytes]] = [
             ("triggers", trigger(order.id, "ret-1", "order.returned", item_ids=returned))
         ]
         approve_later = _approve_after(sb, order.id, seconds=0.6)
-        run3 = await drive_live(deps, inbox)
+        run3 = await drive(deps, RealTime(), inbox)
         await approve_later
         assert run.failures == run2.failures == run3.failures == []
         created = [e.event for r in (run, run2, run3) for e in r.events("invoice.created")]
@@ -135,7 +138,7 @@ async def test_commit_then_timeout_reads_before_retrying() -> None:
         order = new_order(sb)
         sb.store.ship(order.id)
         async with AfostoClient(sb.graphql_url, SecretStr(sb.api_key), timeout=0.3) as client:
-            run = await drive_live(deps_for(client), [("triggers", trigger(order.id, "e1"))])
+            run = await drive(deps_for(client), RealTime(), [("triggers", trigger(order.id, "e1"))])
         assert run.failures == []
         assert [e.event_type for e in run.emitted] == ["invoice.created", "invoice.pdf_ready"]
         assert sb.ledger.invoiced_more_than_once() == {}

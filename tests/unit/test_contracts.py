@@ -10,7 +10,7 @@ import yaml
 
 from schemas.contracts import main, rendered, stale
 from tests.unit.fakes import FakeAfosto, make_deps
-from tests.unit.harness import drive, trigger
+from tests.unit.harness import FakeTime, drive, trigger
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,7 @@ async def test_events_the_handlers_publish_validate_against_their_schema() -> No
     api.add_order("o2", ["c"])
     run = await drive(
         make_deps(api),
-        api.clock,
+        FakeTime(api.clock),
         [("triggers", trigger("o1", "e1")), ("triggers", trigger("o2", "e2"))],
     )
     assert len(run.emitted) == 4

@@ -11,13 +11,13 @@ from schemas.afosto import Order
 from schemas.internal import Intent
 from schemas.outbound import InvoiceCreated, PdfReady
 from tests.unit.fakes import FakeAfosto, make_deps
-from tests.unit.harness import Run, drive, trigger
+from tests.unit.harness import FakeTime, Run, drive, trigger
 
 
 async def test_shipment_gives_one_invoice_then_its_pdf() -> None:
     api = FakeAfosto()
     api.add_order("o1", ["a", "b"])
-    run = await drive(make_deps(api), api.clock, [("triggers", trigger("o1", "ev-1"))])
+    run = await drive(make_deps(api), FakeTime(api.clock), [("triggers", trigger("o1", "ev-1"))])
     assert run.failures == []
     assert [e.event_type for e in run.emitted] == ["invoice.created", "invoice.pdf_ready"]
     created, ready = (e.event for e in run.emitted)
@@ -37,7 +37,7 @@ async def test_duplicates_and_replays_invoice_each_item_once() -> None:
         copies = 1 + (rng.random() < 0.5) + (rng.random() < 0.2)
         inbox += [("triggers", trigger(f"o{n}", f"ev-{n}"))] * copies
     rng.shuffle(inbox)
-    run = await drive(make_deps(api), api.clock, inbox)
+    run = await drive(make_deps(api), FakeTime(api.clock), inbox)
     assert run.failures == []
     invoiced = [i for inv in api.invoices.values() for i in inv.item_ids]
     assert len(invoiced) == len(set(invoiced))
@@ -60,7 +60,9 @@ async def test_early_return_becomes_a_credit_after_approval() -> None:
         return await real_order(order_id)
 
     api.order = approving_order  # type: ignore[method-assign]
-    run = await drive(deps, api.clock, [("triggers", trigger("o1", "ret-1", "order.returned"))])
+    run = await drive(
+        deps, FakeTime(api.clock), [("triggers", trigger("o1", "ret-1", "order.returned"))]
+    )
     assert run.failures == []
     (created,) = run.events("invoice.created")
     assert isinstance(created.event, InvoiceCreated)
@@ -84,13 +86,13 @@ async def race(seed: int) -> tuple[FakeAfosto, list[Run]]:
     async def event(n: int) -> Run:
         for _ in range(rng.randint(0, 6)):
             await asyncio.sleep(0)
-        return await drive(deps, api.clock, [("triggers", trigger("o1", f"ev-{n}"))])
+        return await drive(deps, FakeTime(api.clock), [("triggers", trigger("o1", f"ev-{n}"))])
 
     shipping = asyncio.create_task(ship_more())
     runs = list(await asyncio.gather(*(event(n) for n in range(5))))
     await shipping
     # one last event after everything shipped picks up whatever the race left behind
-    runs.append(await drive(deps, api.clock, [("triggers", trigger("o1", "ev-last"))]))
+    runs.append(await drive(deps, FakeTime(api.clock), [("triggers", trigger("o1", "ev-last"))]))
     return api, runs
 
 
