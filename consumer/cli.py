@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -102,9 +103,21 @@ async def _serve(settings: Settings) -> None:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        # The first signal only sets the event; the composition root drains in its own order.
+        if not stop.is_set():
+            log.info("%s received: draining (send it again to exit at once)", sig.name)
+            stop.set()
+            return
+        # An impatient second signal: leave now; unacked deliveries return to their queues.
+        log.warning("%s received again: exiting without finishing the drain", sig.name)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(128 + sig.value)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        # The handler only sets the event; the composition root drains in its own order.
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await serve(settings, stop)
 
 

@@ -4,6 +4,7 @@ service instances racing on the same orders. Real broker, sandbox over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 from aio_pika.abc import AbstractRobustConnection
@@ -144,6 +145,36 @@ async def test_a_stuck_drain_is_cut_off_at_the_deadline_and_nothing_is_lost(
             assert await second.terminate() == 0, second.log_tail()
     assert_exactly_once(afosto, out)
     assert len(afosto.ledger.invoices) == 3
+
+
+async def test_a_second_sigterm_exits_at_once_and_nothing_is_lost(
+    full_env: dict[str, str],
+    afosto: sandbox.Sandbox,
+    amqp: AbstractRobustConnection,
+    prefix: str,
+) -> None:
+    afosto.faults.configure(latency_ms=5000.0)
+    env = {**full_env, "INVOICER_DRAIN_DEADLINE": "60s", "INVOICER_AFOSTO_TIMEOUT": "30s"}
+    async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out:
+        first = await ServiceProcess(env).start()
+        try:
+            order = await afosto.simulator.create_order()
+            await afosto.simulator.ship(order.id)
+            await asyncio.sleep(0.5)
+            assert first.proc is not None
+            first.proc.send_signal(signal.SIGTERM)
+            await eventually(lambda: any("draining" in line for line in first.lines))
+            first.proc.send_signal(signal.SIGTERM)
+            assert await first.wait(within=5) == 128 + signal.SIGTERM, first.log_tail()
+        finally:
+            await first.kill()
+        afosto.faults.configure(latency_ms=0.0)
+        second = await ServiceProcess(full_env).start()
+        try:
+            await eventually(lambda: settled(afosto, out), within=30, what="the requeued work")
+        finally:
+            assert await second.terminate() == 0, second.log_tail()
+    assert_exactly_once(afosto, out)
 
 
 async def test_two_instances_racing_on_the_same_orders_invoice_once(
