@@ -6,6 +6,8 @@ parse → handle → publish the handler's outputs in order, each confirmed → 
 - Permanent: publish a copy to `<p>.dead` with the reason, then ack (poison: one delivery).
 - Systemic: nack with requeue and tell the controller, which pauses consumption.
 - PublishFailed (the broker did not confirm what we had to publish): nack with requeue.
+An intent or PDF check for an invoice this process already announced is acked as a duplicate
+without calling Afosto (see dedupe.py).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def retry_delay(base: timedelta, attempt: int, error: Transient) -> timedelta:
 
 
 class Processor:
-    """Handles one delivery at a time per call; bounded by `concurrency` in flight."""
+    """Decides and carries out each delivery's fate, at most `concurrency` at once."""
 
     def __init__(
         self,
