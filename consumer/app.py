@@ -1,6 +1,6 @@
 """The one composition root: builds the service inside an AsyncExitStack, tears it down in order.
 
-Start-up: connect → declare the topology → Afosto client → HTTP server → controller → consume.
+Start-up: connect → declare the topology → Afosto client → controller → consume → HTTP server.
 Shutdown (the stack unwinds in reverse): HTTP server closes → controller stops → consumers are
 cancelled and in-flight deliveries finish within DRAIN_DEADLINE → Afosto client, channels and
 the connection close. Deliveries still unfinished then return to their queues by themselves.
@@ -164,6 +164,8 @@ async def running(
                 config=ControlConfig(triggers_queue=topology.stage_queue("triggers")),
             )
         )
+        # Consume before serving HTTP, so /readyz never says ready while nothing consumes.
+        await consumers.start(queues)
         port: int | None = None
         if http:
             webhook = None
@@ -180,7 +182,6 @@ async def running(
             port = await stack.enter_async_context(
                 serving(web_app, settings.http.host, settings.http.port)
             )
-        await consumers.start(queues)
         log.info(
             "invoicer running",
             extra={
