@@ -139,7 +139,8 @@ class ServiceProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 
-    async def start(self, *, ready_timeout: float = 20.0) -> ServiceProcess:
+    async def start(self, *, ready_timeout: float = 20.0, wait: bool = True) -> ServiceProcess:
+        """Spawn the service; with `wait`, return once it logged that it runs."""
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -150,6 +151,8 @@ class ServiceProcess:
             stderr=asyncio.subprocess.PIPE,
         )
         self._reader = asyncio.ensure_future(self._read())
+        if not wait:
+            return self
         await eventually(
             lambda: any("invoicer running" in line for line in self.lines) or self.exited,
             within=ready_timeout,

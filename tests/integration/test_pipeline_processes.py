@@ -14,6 +14,7 @@ from consumer.crash import EXIT_CODE
 from consumer.settings import CRASH_POINTS
 from tests.conftest import sandbox_options
 from tests.integration.pipeline_support import (
+    Captured,
     ServiceProcess,
     capture,
     dead_letters,
@@ -84,6 +85,40 @@ async def test_a_crash_around_the_mutation_is_safe_in_lenient_mode(
                 assert await survivor.terminate() == 0, survivor.log_tail()
         assert_exactly_once(sb, out)
         assert len(sb.ledger.invoices) == 1
+
+
+async def test_a_message_that_crashes_the_service_every_time_ends_in_the_dead_queue(
+    full_env: dict[str, str],
+    afosto: sandbox.Sandbox,
+    amqp: AbstractRobustConnection,
+    prefix: str,
+) -> None:
+    """No handler error to catch: the process dies on every delivery. The quorum queue's
+    x-delivery-limit moves the message to <p>.dead instead of crash-looping forever."""
+    env = {**full_env, "INVOICER_CRASH_AT": "after_receive", "INVOICER_DELIVERY_LIMIT": "2"}
+    crashes = 0
+    dead: list[Captured] = []
+    for round_ in range(6):
+        proc = await ServiceProcess(env).start(wait=round_ == 0)  # later rounds die at once
+        try:
+            if round_ == 0:
+                order = await afosto.simulator.create_order()
+                step = await afosto.simulator.ship(order.id)
+            try:
+                assert await proc.wait(within=5) == EXIT_CODE, proc.log_tail()
+                crashes += 1
+            except TimeoutError:
+                break  # nothing left that crashes it
+        finally:
+            await proc.kill()
+        dead += await dead_letters(amqp, f"{prefix}.dead")
+        if dead:
+            break
+    assert [d.message_id for d in dead] == [step.published[0]]
+    assert dead[0].headers["x-first-death-reason"] == "delivery_limit"
+    assert dead[0].headers["x-first-death-queue"] == f"{prefix}.triggers"
+    assert 2 <= crashes <= 3
+    assert afosto.ledger.invoices == []
 
 
 async def test_sigterm_under_load_drains_and_loses_nothing(
