@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aio_pika.abc import AbstractConnection
+from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
@@ -30,7 +31,7 @@ from consumer.demo_broker import (
 from consumer.demo_report import DemoReport, LiveView
 from consumer.demo_traffic import Traffic, TrafficPlan, TrafficStats
 from consumer.demo_watch import Watcher
-from consumer.settings import Settings, load_settings
+from consumer.settings import Settings, TestingSettings
 
 API_KEY = "demo-api-key"
 WEBHOOK_SECRET = "demo-webhook-secret"
@@ -69,20 +70,23 @@ def _free_port() -> int:
 
 
 def service_settings(base: Settings, prefix: str, graphql_url: str, http_port: int) -> Settings:
-    """The service's settings for this demo run: own prefix and exchanges, the sandbox as Afosto."""
-    env = {
-        "INVOICER_AMQP_URL": base.amqp.url.get_secret_value(),
-        "INVOICER_QUEUE_PREFIX": prefix,
-        "INVOICER_INPUT_EXCHANGE": f"{prefix}.fulfilment",
-        "INVOICER_OUTPUT_EXCHANGE": f"{prefix}.invoicing",
-        "INVOICER_AFOSTO_URL": graphql_url,
-        "INVOICER_AFOSTO_API_KEY": API_KEY,
-        "INVOICER_WEBHOOK_SECRETS": WEBHOOK_SECRET,
-        "INVOICER_HTTP_HOST": "127.0.0.1",
-        "INVOICER_HTTP_PORT": str(http_port),
-        "INVOICER_LOG_FORMAT": "text",
-    }
-    return load_settings(env, env_file=None)
+    """The service's settings for this demo run: own prefix and exchanges, the sandbox as Afosto.
+
+    Everything else (tiers, concurrency, deadlines, ...) comes from `base`, so
+    `INVOICER_WAIT_TIERS=1s,2s,5s,30s make demo` shows what a tuning would do."""
+    amqp = base.amqp.model_copy(
+        update={
+            "queue_prefix": prefix,
+            "input_exchange": f"{prefix}.fulfilment",
+            "output_exchange": f"{prefix}.invoicing",
+        }
+    )
+    afosto = base.afosto.model_copy(update={"url": graphql_url, "api_key": SecretStr(API_KEY)})
+    webhook = base.webhook.model_copy(update={"secrets": (SecretStr(WEBHOOK_SECRET),)})
+    http = base.http.model_copy(update={"host": "127.0.0.1", "port": http_port})
+    log = base.log.model_copy(update={"format": "text"})
+    groups = {"amqp": amqp, "afosto": afosto, "webhook": webhook, "http": http, "log": log}
+    return base.model_copy(update={**groups, "testing": TestingSettings()})
 
 
 async def _cancel(task: asyncio.Task[TrafficStats]) -> None:

@@ -10,8 +10,10 @@ from rich.console import Console
 
 from consumer.demo import parse_args
 from consumer.demo_report import DemoReport, summary_table
+from consumer.demo_run import service_settings
 from consumer.demo_traffic import TrafficStats
 from consumer.demo_watch import Created, Observed, percentile
+from consumer.settings import load_settings
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -106,3 +108,26 @@ def test_arguments() -> None:
     assert parse_args([]).orders >= 300
     with pytest.raises(SystemExit):
         parse_args(["--orders", "0"])
+
+
+def test_demo_settings_keep_the_operators_tuning_but_use_their_own_names() -> None:
+    base = load_settings(
+        {
+            "INVOICER_WAIT_TIERS": "1s,2s,5s",
+            "INVOICER_CONCURRENCY": "4",
+            "INVOICER_QUEUE_PREFIX": "prod",
+            "INVOICER_AFOSTO_API_KEY": "real-key",
+            "INVOICER_CRASH_AT": "after_receive",
+        },
+        env_file=None,
+    )
+    demo = service_settings(base, "demo1234", "http://127.0.0.1:9/graphql", 18080)
+    assert demo.amqp.wait_tiers == base.amqp.wait_tiers
+    assert demo.pipeline.concurrency == 4
+    assert demo.amqp.queue_prefix == "demo1234"
+    assert demo.amqp.input_exchange == "demo1234.fulfilment"
+    assert demo.amqp.output_exchange == "demo1234.invoicing"
+    assert demo.afosto.url == "http://127.0.0.1:9/graphql"
+    assert demo.afosto.api_key.get_secret_value() != "real-key"
+    assert (demo.http.host, demo.http.port) == ("127.0.0.1", 18080)
+    assert demo.testing.crash_at is None
