@@ -1,4 +1,4 @@
-"""Self-healing: the consumer watchdog and the Afosto circuit (pause, probe, resume).
+"""Self-healing: the consumer watchdog, the Afosto circuit (consumer/circuit.py), readiness.
 
 Two failure modes make RabbitMQ consumers go silently idle or burn their retries:
 - connected but not consuming (the broker cancelled the consumer, the queue was deleted, a
@@ -15,29 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Protocol
-
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_never,
-    wait_exponential,
-    wait_exponential_jitter,
-)
+from typing import Any, Protocol
 
 from consumer.broker_inspect import QueueInspector, QueueState
+from consumer.circuit import Circuit, CircuitConfig, PauseReason, Probe
 from consumer.http.health import Check
 from consumer.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-PauseReason = Literal["unauthorized", "forbidden", "api_down"]
-Probe = Callable[[], Awaitable[None]]
-"""One cheap authenticated Afosto call; returns when the API answers normally, raises otherwise."""
+__all__ = ["ConsumerSet", "ControlConfig", "Controller", "PauseReason", "Probe"]
 
 
 class ConsumerSet(Protocol):
@@ -60,15 +50,10 @@ class ConsumerSet(Protocol):
 
 
 @dataclass(frozen=True)
-class ControlConfig:
+class ControlConfig(CircuitConfig):
     watchdog_interval: float = 5.0
     # A consumer may be missing for a moment while the robust connection restores it.
     misses_before_repair: int = 2
-    api_down_after: float = 30.0  # consecutive failures for this long open the circuit
-    api_down_min_failures: int = 5
-    probe_initial: float = 1.0
-    probe_max: float = 60.0
-    probe_timeout: float = 30.0  # a probe that hangs is a failed probe
     triggers_queue: str | None = None  # for invoicer_oldest_trigger_age_seconds
 
 
@@ -86,14 +71,18 @@ class Controller:
     ) -> None:
         self._consumers = consumers
         self._inspector = inspector
-        self._probe = probe
         self._metrics = metrics
         self._config = config or ControlConfig()
         self._lock = asyncio.Lock()  # pause, resume and re-subscribe never interleave
-        self._open_reason: PauseReason | None = None
-        self._paused = False
-        self._failing_since: float | None = None
-        self._failures = 0
+        self._circuit = Circuit(
+            consumers=consumers,
+            probe=probe,
+            metrics=metrics,
+            config=self._config,
+            lock=self._lock,
+            spawn=self._spawn,
+            before_pause=self._expected,  # remember the queues, to watch their depth while paused
+        )
         self._misses: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._known_queues: set[str] = set()
@@ -101,11 +90,19 @@ class Controller:
 
     @property
     def circuit_open(self) -> bool:
-        return self._open_reason is not None
+        return self._circuit.open_reason is not None
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return self._circuit.paused
+
+    def systemic(self, reason: PauseReason, detail: str = "") -> None:
+        """Open the circuit (idempotent): pause consumers and probe until Afosto recovers."""
+        self._circuit.open(reason, detail)
+
+    def api_result(self, ok: bool) -> None:
+        """Feed every Afosto round trip here; sustained failure opens the circuit."""
+        self._circuit.api_result(ok)
 
     async def __aenter__(self) -> Controller:
         self._spawn(self._watchdog())
@@ -123,92 +120,10 @@ class Controller:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    # -- circuit --
-
-    def systemic(self, reason: PauseReason, detail: str = "") -> None:
-        """Open the circuit (idempotent): pause consumers and probe until Afosto recovers."""
-        if self._open_reason is not None:
-            return
-        self._open_reason = reason
-        self._metrics.circuit_open.set(1)
-        self._metrics.pauses.labels(reason=reason).inc()
-        log.error("pausing consumption: afosto %s %s", reason, detail[:200])
-        self._spawn(self._trip())
-
-    def api_result(self, ok: bool) -> None:
-        """Feed every Afosto round trip here; sustained failure opens the circuit."""
-        if ok:
-            self._failing_since, self._failures = None, 0
-            return
-        now = time.monotonic()
-        if self._failing_since is None:
-            self._failing_since = now
-        self._failures += 1
-        sustained = now - self._failing_since >= self._config.api_down_after
-        if sustained and self._failures >= self._config.api_down_min_failures:
-            self.systemic("api_down", f"{self._failures} failures in a row")
-
-    async def _trip(self) -> None:
-        async with self._lock:
-            self._expected()  # remember the queues, to watch their depth while paused
-            await self._call_until_done(self._consumers.pause, "pause")
-            self._paused = True
-            self._metrics.paused.set(1)
-        initial = self._config.probe_initial
-        retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(
-                multiplier=initial, max=self._config.probe_max, jitter=initial
-            ),
-            retry=retry_if_exception_type(Exception),
-            stop=stop_never,
-            reraise=True,
-        )
-        await asyncio.sleep(self._config.probe_initial)
-        async for attempt in retrying:
-            with attempt:
-                await self._probe_once()
-        async with self._lock:
-            await self._call_until_done(self._consumers.resume, "resume")
-            self._paused = False
-            self._metrics.paused.set(0)
-        self._open_reason = None
-        self._failing_since, self._failures = None, 0
-        self._metrics.circuit_open.set(0)
-        log.warning("afosto answers again: consumption resumed")
-
-    async def _probe_once(self) -> None:
-        try:
-            async with asyncio.timeout(self._config.probe_timeout):
-                await self._probe()
-        except Exception as exc:
-            self._metrics.probes.labels(outcome="failed").inc()
-            log.info("afosto probe failed: %s", type(exc).__name__)
-            raise
-        self._metrics.probes.labels(outcome="ok").inc()
-
-    async def _call_until_done(self, step: Callable[[], Awaitable[None]], name: str) -> None:
-        # Pausing or resuming can fail while the broker is away; it must still happen.
-        retrying = AsyncRetrying(
-            wait=wait_exponential(
-                multiplier=self._config.probe_initial, max=self._config.probe_max
-            ),
-            retry=retry_if_exception_type(Exception),
-            stop=stop_never,
-            before_sleep=lambda state: log.warning(
-                "%s consumers failed (%s); retrying",
-                name,
-                type(state.outcome.exception()).__name__ if state.outcome else "?",
-            ),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                await step()
-
     # -- watchdog --
 
     def _expected(self) -> dict[str, int]:
-        if self._paused:
+        if self._circuit.paused:
             return {}
         expected = {q: n for q, n in self._consumers.expected().items() if n > 0}
         self._known_queues.update(expected)
@@ -241,7 +156,7 @@ class Controller:
                 continue
             log.warning("queue %s has no consumer of ours on the broker: re-subscribing", queue)
             async with self._lock:
-                if self._paused:
+                if self._circuit.paused:
                     return
                 try:
                     await self._consumers.resubscribe(queue)
@@ -272,13 +187,14 @@ class Controller:
 
     async def readiness(self) -> Sequence[Check]:
         """Broker reachable, every consumer registered (asked of the broker), circuit closed."""
+        reason = self._circuit.open_reason
         checks = [
             Check(
                 "afosto",
-                self._open_reason is None,
-                {"circuit": "open" if self._open_reason else "closed", "reason": self._open_reason},
+                reason is None,
+                {"circuit": "open" if reason else "closed", "reason": reason},
             ),
-            Check("consuming", not self._paused, {"paused": self._paused}),
+            Check("consuming", not self._circuit.paused, {"paused": self._circuit.paused}),
         ]
         expected = self._expected()
         try:
@@ -300,7 +216,7 @@ class Controller:
         }
         missing = [q for q, n in expected.items() if self._missing(q, states.get(q), n, local)]
         # Before start-up finished or once draining began, nothing is expected: not ready.
-        idle = not expected and not self._paused
+        idle = not expected and not self._circuit.paused
         detail: dict[str, Any] = {"missing": missing, "queues": queues}
         if idle:
             detail["error"] = "not consuming (starting or stopping)"
