@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
-from aiormq.exceptions import ChannelNotFoundEntity
+from aiormq.exceptions import ChannelNotFoundEntity, ProbableAuthenticationError
 
 from consumer.amqp.topology import Topology
 from consumer.settings import redact_url
@@ -27,6 +27,12 @@ async def connect_or_explain(url: str, wait_s: float = 5.0) -> AbstractConnectio
     """A plain connection, or BrokerUnreachable naming the (redacted) URL and the fix."""
     try:
         return await aio_pika.connect(url, timeout=wait_s)
+    except ProbableAuthenticationError:
+        raise BrokerUnreachable(
+            f"RabbitMQ at {redact_url(url)} refused the user name or password.\n"
+            "Set INVOICER_AMQP_URL (or --amqp-url) to a user the broker knows; the local "
+            "default is guest/guest, which RabbitMQ accepts from localhost only."
+        ) from None
     except (OSError, TimeoutError, ConnectionError, aio_pika.exceptions.AMQPError) as exc:
         reason = str(exc) or type(exc).__name__
         raise BrokerUnreachable(

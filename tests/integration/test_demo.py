@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+from uuid import uuid4
 
 import pytest
 from rich.console import Console
@@ -78,3 +80,19 @@ def test_demo_fails_fast_with_a_hint_when_the_broker_is_unreachable(
     assert code == 2
     assert "RabbitMQ is not reachable at amqp://guest:***@127.0.0.1:1/" in err
     assert "rabbitmq-server -detached" in err
+
+
+def test_demo_names_refused_credentials(
+    broker_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parts = urlsplit(broker_url)
+    wrong = urlunsplit(
+        parts._replace(
+            netloc=f"nobody-{uuid4().hex[:6]}:wrong@{parts.hostname}:{parts.port or 5672}"
+        )
+    )
+    code = main(["--amqp-url", wrong, "--no-progress", "--output", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "refused the user name or password" in err
+    assert ":wrong@" not in err
