@@ -267,3 +267,13 @@ def test_runbook_alerts_name_real_metrics() -> None:
     for name in sorted(named):
         base = re.sub(r"_(total|bucket|count|sum|created)$", "", name)
         assert base in known, f"docs/operations.md names {name}, which consumer/metrics.py lacks"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/operations.md", "docs/architecture.md"])
+def test_relative_links_resolve(doc: str) -> None:
+    path = ROOT / doc
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", path.read_text())
+    local = [t for t in targets if "://" not in t and not t.startswith("mailto:")]
+    assert local, f"{doc} links to nothing local"
+    missing = [t for t in local if not (path.parent / t).exists()]
+    assert not missing, f"{doc} links to missing paths: {missing}"
