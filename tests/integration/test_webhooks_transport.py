@@ -138,28 +138,12 @@ async def test_oversize_chunked_body_is_cut_at_the_limit(server: Server) -> None
 async def test_slow_headers_lose_the_connection(server: Server) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     head = _head(2)
-    sent = 0
-    closed = False
     try:
-        for byte in head:
-            writer.write(bytes([byte]))
-            await writer.drain()
-            sent += 1
-            await asyncio.sleep(0.05)
-            if reader.at_eof() or writer.transport.is_closing():
-                closed = True
-                break
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.001):
-                    if await reader.read(1) == b"":
-                        closed = True
-                        break
-    except ConnectionError:
-        closed = True
+        sent = await _drip_until_closed(reader, writer, head, every=0.05)
     finally:
         writer.transport.abort()
 
-    assert closed, "the server kept a connection whose headers never completed"
+    assert sent is not None, "the server kept a connection whose headers never completed"
     assert sent < len(head)
 
 
@@ -287,16 +271,8 @@ async def test_slow_second_request_on_a_kept_alive_connection_is_closed() -> Non
             writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             async with asyncio.timeout(5):
                 first = await reader.readuntil(b"}")
-            closed = False
-            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
-                writer.write(bytes([byte]))
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(0.05):
-                        if await reader.read(1) == b"":
-                            closed = True
-                            break
-        except ConnectionError:
-            closed = True
+            slow = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+            closed = await _drip_until_closed(reader, writer, slow, every=0.05) is not None
         finally:
             writer.transport.abort()
 
@@ -344,3 +320,22 @@ async def test_a_head_completed_in_time_disarms_the_deadline_even_if_split() -> 
 
     assert status_of(first) == 200
     assert status_of(second.lstrip()) == 200
+
+
+async def _drip_until_closed(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes, *, every: float
+) -> int | None:
+    """Send `data` one byte per `every` s; bytes sent when the server hung up, else None."""
+    sent = 0
+    try:
+        for byte in data:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            sent += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    if await reader.read(1) == b"":
+                        return sent
+    except ConnectionError:
+        return sent
+    return None
