@@ -112,6 +112,11 @@ def asyncapi() -> dict[str, Any]:
             "name": event_type,
             "title": model.__name__,
             "summary": (model.__doc__ or "").strip().splitlines()[0],
+            "description": (
+                f"AMQP properties: message_id = event_id, correlation_id = the triggering order "
+                f"event's id (as in the payload), type = {event_type}, routing key = "
+                f"{event_type}, delivery_mode 2 (persistent)."
+            ),
             "contentType": "application/json",
             "correlationId": {"location": "$message.payload#/correlation_id"},
             "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
