@@ -255,7 +255,10 @@ def test_compose_dev_definitions_fit_the_topology() -> None:
     users = json.loads((DEPLOY / "rabbitmq" / "10-dev-user.json").read_text())
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     url = compose["services"]["invoicer"]["environment"]["INVOICER_AMQP_URL"]
-    assert f"//{users['users'][0]['name']}:" in url
+    names = {u["name"] for u in users["users"]}
+    assert url.split("//")[1].split(":")[0] in names
+    assert "guest" in names, "make test/demo default to guest/guest"
+    assert {p["user"] for p in users["permissions"]} == names
     assert {v["name"] for v in users["vhosts"]} == {"/"}
 
 
