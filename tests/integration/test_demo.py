@@ -27,7 +27,9 @@ def quiet() -> Console:
 async def test_small_demo_invoices_exactly_the_ledger_and_cleans_up(
     broker_url: str, tmp_path: Path
 ) -> None:
-    options = DemoOptions(orders=20, output=tmp_path, progress=False, timeout=120, seed=3)
+    options = DemoOptions(
+        orders=20, output=tmp_path, progress=False, timeout=120, seed=3, amqp_url=broker_url
+    )
     report = await run_demo(options, quiet())
 
     assert report.finished, "the pipeline did not catch up before the deadline"
