@@ -50,6 +50,10 @@ CrashPoint = Literal[
 ]
 
 _T = TypeVar("_T", int, timedelta)
+# Dense enough that rounding a delay up to a tier costs at most ~2.5x (PDF polls, rechecks).
+DEFAULT_WAIT_TIERS = tuple(
+    timedelta(seconds=s) for s in (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+)
 
 
 def _between(lo: _T, hi: _T) -> AfterValidator:
@@ -94,7 +98,7 @@ class AmqpSettings(_Group):
     # Quorum queues requeue a crashed consumer's message forever unless told otherwise.
     delivery_limit: Annotated[int, _between(1, 1000)] = Field(20, alias="DELIVERY_LIMIT")
     wait_tiers: Annotated[tuple[Duration, ...], BeforeValidator(_split_commas)] = Field(
-        tuple(timedelta(seconds=s) for s in (1, 5, 30, 120, 600, 3600)), alias="WAIT_TIERS"
+        DEFAULT_WAIT_TIERS, alias="WAIT_TIERS"
     )
 
     @field_validator("url")
