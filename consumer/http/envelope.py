@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.inbound import EventType, TriggerEvent
 
@@ -35,7 +35,13 @@ class WebhookEnvelope(BaseModel):
     entity_id: str = Field(min_length=1, max_length=256)
     entity_type: str = Field(min_length=1, max_length=64)
     message_id: str = Field(min_length=1, max_length=256)
-    triggered_at: int = Field(ge=0, le=_MAX_MILLIS)
+    # Documented as a nullable Int64: a signed event without it is still an event.
+    triggered_at: int | None = Field(default=None, ge=0, le=_MAX_MILLIS)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _null_data_is_empty(cls, value: object) -> object:
+        return {} if value is None else value
 
 
 class NoOrderId(ValueError):
@@ -78,6 +84,10 @@ def trigger_for(envelope: WebhookEnvelope) -> TriggerEvent | None:
         event_type=event_type,
         order_id=order_id_of(envelope),
         event_id=envelope.message_id,
-        occurred_at=datetime.fromtimestamp(envelope.triggered_at / 1000, tz=UTC),
+        occurred_at=(
+            None
+            if envelope.triggered_at is None
+            else datetime.fromtimestamp(envelope.triggered_at / 1000, tz=UTC)
+        ),
         item_ids=_item_ids(envelope.data.get("item_ids")),
     )

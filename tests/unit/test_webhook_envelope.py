@@ -104,3 +104,12 @@ def test_delivery_item_ids_travel_along_when_well_formed() -> None:
     assert good.item_ids == ("i1", "i2")
     assert odd is not None
     assert odd.item_ids is None
+
+
+def test_missing_timestamp_or_null_data_still_make_a_trigger() -> None:
+    raw = {**_raw("ORDER_UPDATED", {}), "data": None}
+    del raw["triggered_at"]
+    trigger = trigger_for(WebhookEnvelope.model_validate(raw))
+    assert trigger is not None
+    assert trigger.occurred_at is None
+    assert trigger.order_id == raw["entity_id"]
