@@ -16,9 +16,11 @@ import yaml
 from pydantic import SecretStr
 
 from consumer.amqp.topology import definitions
+from consumer.cli import main as invoicer
 from consumer.durations import format_duration, parse_duration
 from consumer.metrics import Metrics
 from consumer.settings import ENV_NAMES, SECRET_ENV_NAMES, Settings
+from sandbox.cli import parser, settings_from
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -280,3 +282,29 @@ def test_relative_links_resolve(doc: str) -> None:
     assert local, f"{doc} links to nothing local"
     missing = [t for t in local if not (path.parent / t).exists()]
     assert not missing, f"{doc} links to missing paths: {missing}"
+
+
+def test_image_commands_are_real_cli_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for command in (container()["args"], compose["services"]["invoicer"]["command"]):
+        with pytest.raises(SystemExit) as exited:
+            invoicer([*command, "--help"])
+        assert exited.value.code == 0
+        assert f"usage: invoicer {command[0]}" in capsys.readouterr().out
+
+
+def test_compose_sandbox_command_parses_into_the_intended_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    for name, value in services["sandbox"]["environment"].items():
+        monkeypatch.setenv(name, value)
+    command = services["sandbox"]["command"]
+    assert command[0] == "sandbox"
+    sandbox_settings = settings_from(parser().parse_args(command[1:]))
+    env = services["invoicer"]["environment"]
+    assert sandbox_settings.api_key == env["INVOICER_AFOSTO_API_KEY"]
+    assert sandbox_settings.webhook_secret == env["INVOICER_WEBHOOK_SECRETS"].split(",")[0]
+    assert sandbox_settings.exchange == defaults().amqp.input_exchange
+    assert sandbox_settings.amqp_url == env["INVOICER_AMQP_URL"]
+    assert sandbox_settings.host == "0.0.0.0"
