@@ -3,51 +3,25 @@
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import tomllib
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from pydantic import SecretStr
 
 from consumer.amqp.topology import definitions
 from consumer.cli import main as invoicer
-from consumer.durations import format_duration, parse_duration
-from consumer.metrics import Metrics
-from consumer.settings import ENV_NAMES, SECRET_ENV_NAMES, Settings
+from consumer.durations import parse_duration
+from consumer.settings import ENV_NAMES, SECRET_ENV_NAMES
 from sandbox.cli import parser, settings_from
+from tests.unit.deploy_support import BASE, DEPLOY, ROOT, default_text, defaults
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
-BASE = DEPLOY / "k8s" / "base"
 TEST_ONLY = {"INVOICER_CRASH_AT"}
 # Webhook intake needs only the broker, so a pod paused for Afosto stays in the Service.
 READINESS_PATH = "/readyz?exclude=afosto,consuming"
-
-
-def defaults() -> Settings:
-    return Settings.model_validate({})
-
-
-def default_text(env: str) -> str:
-    """The default of setting `env` as an operator would write it in the environment."""
-    group, attr = ENV_NAMES[env].split(".")
-    return render(getattr(getattr(defaults(), group), attr))
-
-
-def render(value: object) -> str:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, timedelta):
-        return format_duration(value)
-    if isinstance(value, tuple):
-        return ",".join(render(v) for v in value)
-    return "" if value is None else str(value)
 
 
 def load_all(path: Path) -> list[Any]:
@@ -229,20 +203,6 @@ def test_compose_wires_real_settings_and_the_definitions() -> None:
     assert grace > defaults().pipeline.drain_deadline
 
 
-def test_readme_configuration_table_lists_every_setting_with_its_default() -> None:
-    rows = {}
-    for line in (ROOT / "README.md").read_text().splitlines():
-        match = re.match(r"\|\s*`(INVOICER_[A-Z_]+)`\s*\|\s*(.*?)\s*\|\s*(.+?)\s*\|$", line)
-        if match:
-            rows[match[1]] = (match[2], match[3])
-    assert set(rows) == set(ENV_NAMES)
-    for env, (default, meaning) in rows.items():
-        expected = default_text(env)
-        shown = "" if default in {"(empty)", "(unset)"} else default.strip("`")
-        assert shown == expected, f"{env}: README says {default!r}, settings say {expected!r}"
-        assert meaning, f"{env} has no meaning in the README"
-
-
 def test_definitions_are_current() -> None:
     """deploy/rabbitmq/definitions.json is `invoicer topology --format definitions` at defaults."""
     path = DEPLOY / "rabbitmq" / "definitions.json"
@@ -262,26 +222,6 @@ def test_compose_dev_definitions_fit_the_topology() -> None:
     assert "guest" in names, "make test/demo default to guest/guest"
     assert {p["user"] for p in users["permissions"]} == names
     assert {v["name"] for v in users["vhosts"]} == {"/"}
-
-
-def test_runbook_alerts_name_real_metrics() -> None:
-    known = {family.name for family in Metrics().registry.collect()}
-    text = (ROOT / "docs" / "operations.md").read_text()
-    named = set(re.findall(r"\b(invoicer_[a-z_]+)", text))
-    assert named, "the runbook names no metric"
-    for name in sorted(named):
-        base = re.sub(r"_(total|bucket|count|sum|created)$", "", name)
-        assert base in known, f"docs/operations.md names {name}, which consumer/metrics.py lacks"
-
-
-@pytest.mark.parametrize("doc", ["README.md", "docs/operations.md", "docs/architecture.md"])
-def test_relative_links_resolve(doc: str) -> None:
-    path = ROOT / doc
-    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", path.read_text())
-    local = [t for t in targets if "://" not in t and not t.startswith("mailto:")]
-    assert local, f"{doc} links to nothing local"
-    missing = [t for t in local if not (path.parent / t).exists()]
-    assert not missing, f"{doc} links to missing paths: {missing}"
 
 
 def test_image_commands_are_real_cli_commands(capsys: pytest.CaptureFixture[str]) -> None:
