@@ -62,6 +62,7 @@ class Driver:
         self.answers: list[Answer] = []
         self.attack_answers: list[Answer] = []
         self.publish_retries = 0
+        self.unconfirmed: list[str] = []  # never confirmed within 2 minutes (reported)
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self.done_at: float | None = None
@@ -94,6 +95,7 @@ class Driver:
         reason: str = "",
     ) -> None:
         """Publish until the broker confirms (a real producer retries through outages)."""
+        give_up = time.monotonic() + 120
         while True:
             try:
                 if self._channel is None or self._channel.is_closed:
@@ -111,6 +113,9 @@ class Driver:
             except Exception:
                 self.publish_retries += 1
                 self._channel = None
+                if time.monotonic() > give_up:
+                    self.unconfirmed.append(message_id)
+                    return
                 await asyncio.sleep(0.5)
         self.sent.append(Sent(message_id, kind, order_id, time.monotonic(), reason))
 
@@ -252,7 +257,8 @@ class Driver:
 
     async def _webhook(self, message_id: str, body: bytes, order_id: str) -> None:
         """Deliver like Afosto: retry non-2xx answers (503 while the broker is away)."""
-        for _ in range(60):
+        give_up = time.monotonic() + 90
+        while time.monotonic() < give_up:
             status, at = await self._post(body, signed(body, self.secret))
             self.answers.append(Answer(message_id, status, at))
             if 200 <= status < 300:

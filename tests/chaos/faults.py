@@ -155,7 +155,7 @@ class Injector:
         final = Planned(self.tier.fault_window_s, "broker_outage")
         await self._guard(final, self._down(self.broker.outage, "broker_outage", start))
         self.sb.faults.configure(**API_OFF)
-        self.record("api_faults", "mix off", t0, time.monotonic())
+        self.record("api_faults", "mix off", time.monotonic())
 
     @property
     def last_fault_end(self) -> float:

@@ -249,7 +249,12 @@ async def _run_with(
     await fleet.wait_ready(90)
     durations["start"] = time.monotonic() - setup
     t0 = time.monotonic()
-    await asyncio.gather(driver.run(t0, tier.release_s * 0.5), injector.run(t0))
+    work = asyncio.gather(driver.run(t0, tier.release_s * 0.5), injector.run(t0))
+    try:  # a harness that hangs must fail with its figures, not be killed by a timeout
+        await asyncio.wait_for(work, max(tier.release_s, tier.fault_window_s) + 150)
+    except TimeoutError:
+        injector.errors.append("workload or faults still running 150 s after their window")
+    injector.errors += [f"source event {i} never confirmed" for i in driver.unconfirmed]
     durations["traffic_and_faults"] = time.monotonic() - t0
     log(
         f"  workload and faults done after {durations['traffic_and_faults']:.0f}s; "
