@@ -42,8 +42,9 @@ sandbox: $(STAMP)
 bench: $(STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+# Tier 2 of the reliability proof (docs/reliability.md), at most 30 min; e.g. CHAOS_ARGS="--seed 7 --broker real"
 chaos: $(STAMP)
-	$(BIN)/python -m tests.chaos.run --tier 2
+	$(BIN)/python -m tests.chaos.run --tier 2 $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-output
