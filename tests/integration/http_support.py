@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from uuid import uuid4
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 
+from consumer.http.health import Check
 from consumer.http.signature import sign
 
 BROKER_HOST = "127.0.0.1"
@@ -188,3 +189,29 @@ def signed_headers(body: bytes, secret: str) -> dict[str, str]:
         "Content-Type": "application/json",
         "X-Afosto-Hmac-Sha256": sign(body, secret.encode()),
     }
+
+
+async def drip_until_closed(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes, *, every: float
+) -> int | None:
+    """Send `data` one byte per `every` s; bytes sent when the server hung up, else None."""
+    sent = 0
+    try:
+        for byte in data:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            sent += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    if await reader.read(1) == b"":
+                        return sent
+    except ConnectionError:
+        return sent
+    return None
+
+
+class AlwaysReady:
+    """A readiness source for HTTP tests that are not about readiness."""
+
+    async def readiness(self) -> Sequence[Check]:
+        return [Check("static", True)]

@@ -4,20 +4,20 @@ replays, and the whole attack table with the exact status and nothing enqueued."
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from consumer.http.health import Check
 from consumer.http.server import ServerLimits, build_app, serving
 from consumer.http.signature import sign
 from consumer.http.webhooks import WebhookConfig, WebhookIngress
 from consumer.metrics import Metrics
 from tests.integration.http_support import (
     BROKER_URL,
+    AlwaysReady,
     InputExchange,
     TestTriggerPublisher,
     envelope,
@@ -29,11 +29,6 @@ pytestmark = pytest.mark.integration
 
 SECRET_OLD = "old-secret-ϟ-1"
 SECRET_NEW = "new-secret-2"
-
-
-class AlwaysReady:
-    async def readiness(self) -> Sequence[Check]:
-        return [Check("static", True)]
 
 
 @dataclass

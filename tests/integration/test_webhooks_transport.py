@@ -15,16 +15,17 @@ from consumer.http.server import ServerLimits, build_app, serving
 from consumer.http.webhooks import WebhookConfig, WebhookIngress
 from consumer.metrics import Metrics
 from tests.integration.http_support import (
+    AlwaysReady,
     InputExchange,
     TcpProxy,
     TestTriggerPublisher,
+    drip_until_closed,
     envelope,
     input_exchange,
     raw_request,
     signed_headers,
     status_of,
 )
-from tests.integration.test_webhooks import AlwaysReady
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +140,7 @@ async def test_slow_headers_lose_the_connection(server: Server) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     head = _head(2)
     try:
-        sent = await _drip_until_closed(reader, writer, head, every=0.05)
+        sent = await drip_until_closed(reader, writer, head, every=0.05)
     finally:
         writer.transport.abort()
 
@@ -228,58 +229,6 @@ async def test_broken_chunked_encoding_is_a_client_error(server: Server) -> None
     assert await server.exchange.drain() == []
 
 
-async def _dribble(port: int, head: bytes, *, every: float) -> tuple[bool, int]:
-    """Send `head` a byte at a time; (closed by the server, bytes sent before that)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    sent = 0
-    try:
-        for byte in head:
-            writer.write(bytes([byte]))
-            await writer.drain()
-            sent += 1
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(every):
-                    if await reader.read(1) == b"":
-                        return True, sent
-    except ConnectionError:
-        return True, sent
-    finally:
-        writer.transport.abort()
-    return False, sent
-
-
-async def test_header_deadline_holds_without_aiohttps_keepalive_timer() -> None:
-    """Our guard alone: aiohttp's keep-alive timer is set far beyond the test."""
-    app = build_app(metrics=Metrics(), readiness=AlwaysReady(), webhook=None)
-    limits = ServerLimits(header_timeout=0.5, idle_timeout=300)
-    async with serving(app, "127.0.0.1", 0, limits) as port:
-        head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
-        closed, sent = await _dribble(port, head, every=0.05)
-        fast = await raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-
-    assert closed
-    assert sent < len(head)
-    assert status_of(fast) == 200  # a prompt client on the same server is served
-
-
-async def test_slow_second_request_on_a_kept_alive_connection_is_closed() -> None:
-    app = build_app(metrics=Metrics(), readiness=AlwaysReady(), webhook=None)
-    limits = ServerLimits(header_timeout=0.5, idle_timeout=0.5)
-    async with serving(app, "127.0.0.1", 0, limits) as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            async with asyncio.timeout(5):
-                first = await reader.readuntil(b"}")
-            slow = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
-            closed = await _drip_until_closed(reader, writer, slow, every=0.05) is not None
-        finally:
-            writer.transport.abort()
-
-    assert status_of(first) == 200
-    assert closed
-
-
 async def test_refusal_before_the_body_hangs_up_but_after_it_keeps_alive(server: Server) -> None:
     unread = await raw_request(server.port, _head(100, content_type="text/plain"))
     assert status_of(unread) == 415
@@ -297,45 +246,3 @@ async def test_refusal_before_the_body_hangs_up_but_after_it_keeps_alive(server:
         writer.transport.abort()
     assert status_of(refused) == 401
     assert status_of(healthy.lstrip()) == 200
-
-
-async def test_a_head_completed_in_time_disarms_the_deadline_even_if_split() -> None:
-    app = build_app(metrics=Metrics(), readiness=AlwaysReady(), webhook=None)
-    limits = ServerLimits(header_timeout=0.5, idle_timeout=300)
-    async with serving(app, "127.0.0.1", 0, limits) as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n":  # "\r\n\r\n" over 4 reads
-                writer.write(bytes([byte]))
-                await writer.drain()
-                await asyncio.sleep(0.005)
-            async with asyncio.timeout(5):
-                first = await reader.readuntil(b"}")
-            await asyncio.sleep(1.0)  # past the head deadline: the connection must survive
-            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            async with asyncio.timeout(5):
-                second = await reader.readuntil(b"}")
-        finally:
-            writer.transport.abort()
-
-    assert status_of(first) == 200
-    assert status_of(second.lstrip()) == 200
-
-
-async def _drip_until_closed(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes, *, every: float
-) -> int | None:
-    """Send `data` one byte per `every` s; bytes sent when the server hung up, else None."""
-    sent = 0
-    try:
-        for byte in data:
-            writer.write(bytes([byte]))
-            await writer.drain()
-            sent += 1
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(every):
-                    if await reader.read(1) == b"":
-                        return sent
-    except ConnectionError:
-        return sent
-    return None
