@@ -22,6 +22,7 @@ from consumer.amqp.topology import Topology
 from handlers.ports import Route, Stage
 
 log = logging.getLogger(__name__)
+CANCEL_TIMEOUT = 5.0
 
 
 class _Subscription:
@@ -92,8 +93,8 @@ class Consumers:
         """Cancel every consumer; deliveries already received still finish."""
         async with self._lock:
             self._wanted = False
-            for sub in self._subs.values():
-                await self._cancel(sub)
+            # Concurrently: during an outage each cancel waits out its timeout.
+            await asyncio.gather(*(self._cancel(sub) for sub in self._subs.values()))
 
     async def resume(self) -> None:
         """Consume every queue again (idempotent)."""
@@ -136,6 +137,10 @@ class Consumers:
         if not sub.active:
             return
         sub.active = False
-        # The broker may already have dropped the consumer (queue deleted, channel closed).
+        # The broker may already have dropped the consumer (queue deleted, channel closed), and
+        # while the connection is down the RPC would wait for it: aio-pika forgets the tag
+        # first, so a reconnect never restores it either way.
+        offline = sub.queue.channel.is_closed
         with contextlib.suppress(Exception):
-            await sub.queue.cancel(sub.tag)
+            async with asyncio.timeout(0.1 if offline else CANCEL_TIMEOUT):
+                await sub.queue.cancel(sub.tag)

@@ -114,3 +114,35 @@ async def test_a_connection_drop_under_load_loses_and_doubles_nothing(
     finally:
         await proxy.cut()
     assert_exactly_once(afosto, out)
+
+
+async def test_a_pause_during_an_outage_returns_and_survives_the_reconnect(
+    full_env: dict[str, str],
+    afosto: sandbox.Sandbox,
+    amqp: AbstractRobustConnection,
+    prefix: str,
+) -> None:
+    proxy = TcpProxy()
+    await proxy.start()
+    env = {**full_env, "INVOICER_AMQP_URL": proxy.url, "INVOICER_PUBLISH_TIMEOUT": "1s"}
+    queues = [f"{prefix}.{stage}" for stage in ("triggers", "intents", "pdf")]
+    try:
+        async with service(env) as app:
+            await proxy.cut()
+            started = asyncio.get_running_loop().time()
+            await app.consumers.pause()  # must not hang until the broker is back
+            assert asyncio.get_running_loop().time() - started < 7
+            await proxy.restore()
+            for _ in range(100):  # the connection is back once a publish is confirmed again
+                try:
+                    await app.publisher.publish_trigger(b"{}", routing_key="x", message_id="probe")
+                    break
+                except Exception:
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+            assert await _consumers(amqp, queues) == dict.fromkeys(queues, 0)  # still paused
+            await app.consumers.resume()
+            assert await _consumers(amqp, queues) == dict.fromkeys(queues, 1)
+            assert all(app.consumers.registered().values())
+    finally:
+        await proxy.cut()
