@@ -131,6 +131,6 @@ def http_error(
         return Systemic(detail)
     if status == 429:
         return RateLimited(detail, retry_after=parse_retry_after(retry_after))
-    if status >= 500 and mutation:
+    if mutation:  # whatever a proxy answered, the mutation may have reached Afosto: read first
         return Conflict(detail, unknown_outcome=True)
     return Transient(detail)

@@ -124,6 +124,8 @@ async def test_mutation_returns_the_created_invoice() -> None:
         (gql_error("NOT_FOUND"), "items", False),
         (gql_error("INTERNAL_SERVER_ERROR"), None, True),
         (answer({}, status=500), None, True),
+        (answer("<html>Not Found</html>", status=404), None, True),
+        (answer({}, status=409), None, True),
         (answer("garbage"), None, True),
         (answer({"data": {"invoiceItems": None}}), None, True),
         (slow(1.0, answer({})), None, True),
