@@ -28,6 +28,9 @@ class Captured:
     message_id: str | None
     correlation_id: str | None
     headers: dict[str, Any]
+    type: str | None = None
+    content_type: str | None = None
+    persistent: bool = False
 
 
 @dataclass
@@ -46,6 +49,9 @@ class Capture:
                     message.message_id,
                     message.correlation_id,
                     dict(message.headers or {}),
+                    message.type,
+                    message.content_type,
+                    message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT,
                 )
             )
 
@@ -92,6 +98,9 @@ async def dead_letters(connection: AbstractRobustConnection, queue: str) -> list
                     message.message_id,
                     message.correlation_id,
                     dict(message.headers or {}),
+                    message.type,
+                    message.content_type,
+                    message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT,
                 )
             )
     return out

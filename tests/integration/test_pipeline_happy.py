@@ -26,7 +26,7 @@ async def test_shipped_order_gets_one_invoice_then_its_pdf(
         service(full_env) as app,
     ):
         order = await afosto.simulator.create_order()
-        await afosto.simulator.ship(order.id)
+        shipped = await afosto.simulator.ship(order.id)
         await eventually(lambda: len(out.of("invoice.pdf_ready")) == 1, what="invoice.pdf_ready")
         assert app.http_port
         metrics = app.metrics.render().decode()
@@ -55,6 +55,16 @@ async def test_shipped_order_gets_one_invoice_then_its_pdf(
     assert event["invoice"]["kind"] == "invoice"
     assert sorted(event["item_ids"]) == sorted(invoice.item_ids)
     assert created[0].message_id == event["event_id"]
+    trigger_id = shipped.published[0]  # the order.shipped event's id
+    for captured, kind in (
+        (created[0], "invoice.created"),
+        (out.of("invoice.pdf_ready")[0], "invoice.pdf_ready"),
+    ):
+        assert captured.type == kind
+        assert captured.correlation_id == trigger_id == captured.body["correlation_id"]
+        assert captured.message_id == captured.body["event_id"]
+        assert captured.content_type == "application/json"
+        assert captured.persistent
     ready = out.of("invoice.pdf_ready")[0].body
     assert ready["invoice_id"] == invoice.id
     assert ready["pdf_url"].startswith(afosto.base_url)
