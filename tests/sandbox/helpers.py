@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -51,3 +55,21 @@ async def gql(
         assert response.status == 200, await response.text()
         body: dict[str, Any] = await response.json()
         return body
+
+
+@asynccontextmanager
+async def sandbox_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """`python -m sandbox --port 0 <args>` and the base URL it announces; killed at the end."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sandbox", "--port", "0", *args, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+        base_url = line.strip().rsplit(" ", 1)[-1]
+        assert base_url.startswith("http://127.0.0.1:"), line
+        yield process, base_url
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

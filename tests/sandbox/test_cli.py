@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 
 import aiohttp
 import pytest
 
 from sandbox.cli import main, parser, settings_from
+from tests.sandbox.helpers import sandbox_process
 
 
 def test_arguments_become_settings() -> None:
@@ -44,15 +44,7 @@ def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
 
 
 async def test_process_serves_preseeded_orders_until_sigterm() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sandbox", "--port", "0", "--orders", "6", "--seed", "3",
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
-        base_url = line.strip().rsplit(" ", 1)[-1]
-        assert base_url.startswith("http://127.0.0.1:")
+    async with sandbox_process("--orders", "6", "--seed", "3") as (process, base_url):
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{base_url}/_control/orders") as response:
                 orders = await response.json()
@@ -64,7 +56,3 @@ async def test_process_serves_preseeded_orders_until_sigterm() -> None:
         assert any(o["actions"].get("INVOICE") for o in orders), "some orders come shipped"
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 20) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()

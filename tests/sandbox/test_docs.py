@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.sandbox.helpers import sandbox_process
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sandbox.md"
 
@@ -24,34 +25,25 @@ def shell_blocks() -> list[str]:
     reason="the documented examples use curl, jq and bash",
 )
 async def test_documented_curl_examples_run() -> None:
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sandbox", "--port", "0", "--seed", "1", "--orders", "3",
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert server.stdout is not None
-        line = (await asyncio.wait_for(server.stdout.readline(), 20)).decode()
+    async with sandbox_process("--seed", "1", "--orders", "3") as (_, base_url):
         script = "set -euo pipefail\n" + "\n".join(shell_blocks())
         shell = await asyncio.create_subprocess_exec(
             "bash", "-c", script,
-            env={"SANDBOX": line.strip().rsplit(" ", 1)[-1], "PATH": "/usr/bin:/bin"},
+            env={"SANDBOX": base_url, "PATH": "/usr/bin:/bin"},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         output = (await asyncio.wait_for(shell.communicate(), 60))[0].decode()
-        assert shell.returncode == 0, output
-        for expected in (
-            '"action":"INVOICE"',
-            '"number":"INV-000001"',
-            "/pdf/docs-invoice-1.pdf",
-            '"field":"invoice_id"',
-            "200 application/pdf",
-            '{"HANDLE_APPROVAL":[',
-            "HTTP/1.1 429",
-            "Retry-After: ",
-            "\n401\n",
-            '"invoiced_more_than_once":{}',
-        ):
-            assert expected in output, f"{expected!r} missing from:\n{output}"
-    finally:
-        server.terminate()
-        await server.wait()
+    assert shell.returncode == 0, output
+    for expected in (
+        '"action":"INVOICE"',
+        '"number":"INV-000001"',
+        "/pdf/docs-invoice-1.pdf",
+        '"field":"invoice_id"',
+        "200 application/pdf",
+        '{"HANDLE_APPROVAL":[',
+        "HTTP/1.1 429",
+        "Retry-After: ",
+        "\n401\n",
+        '"invoiced_more_than_once":{}',
+    ):
+        assert expected in output, f"{expected!r} missing from:\n{output}"
