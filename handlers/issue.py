@@ -12,7 +12,7 @@ from typing import Final
 
 from handlers.errors import Conflict, Permanent, Transient
 from handlers.ids import event_id_for, intent_message_id, invoice_id_for, pdf_check_message_id
-from handlers.plan import ORDER_NOT_FOUND_ATTEMPTS
+from handlers.plan import order_or_grace
 from handlers.ports import Context, Deps, Emit, Forward, Outgoing
 from schemas.afosto import Invoice
 from schemas.internal import Intent, PdfCheck
@@ -79,13 +79,7 @@ async def _read_before_retry(intent: Intent, conflict: Conflict, deps: Deps) -> 
             f"invoiceItems refused invoice {intent.invoice_id} of order {intent.order_id} "
             f"(field {conflict.field}): {conflict.detail}",
         )
-    order = await deps.api.order(intent.order_id)
-    if order is None:
-        raise Transient(
-            f"order {intent.order_id} of intent {intent.invoice_id} not found at Afosto",
-            max_attempts=ORDER_NOT_FOUND_ATTEMPTS,
-            exhausted_reason="order_not_found",
-        )
+    order = await order_or_grace(deps, intent.order_id, f"intent {intent.invoice_id}")
     remaining = tuple(sorted(set(intent.item_ids) & set(order.invoiceable_ids)))
     if not remaining:
         return []  # invoiced by someone else (another event, another instance)

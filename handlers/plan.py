@@ -27,13 +27,7 @@ RECHECK_CAP: Final = timedelta(minutes=5)
 async def plan(event: TriggerEvent, deps: Deps, ctx: Context) -> list[Outgoing]:
     """Intent for what Afosto lists under INVOICE, plus a re-check when the event is early."""
     deps.crash("after_receive")
-    order = await deps.api.order(event.order_id)
-    if order is None:
-        raise Transient(
-            f"order {event.order_id} not found at Afosto",
-            max_attempts=ORDER_NOT_FOUND_ATTEMPTS,
-            exhausted_reason="order_not_found",
-        )
+    order = await order_or_grace(deps, event.order_id, f"event {event.event_id}")
     now = deps.clock.now()
     first_seen = event.invoicer_recheck.first_seen if event.invoicer_recheck else now
     out: list[Outgoing] = []
@@ -52,6 +46,18 @@ async def plan(event: TriggerEvent, deps: Deps, ctx: Context) -> list[Outgoing]:
         # Past the deadline with an intent to send: send it, and look one last time after it.
         out.append(_recheck(event, first_seen, now, deadline))
     return out
+
+
+async def order_or_grace(deps: Deps, order_id: str, why: str) -> Order:
+    """The order; not found is Transient for a short grace, then dead-letters order_not_found."""
+    order = await deps.api.order(order_id)
+    if order is None:
+        raise Transient(
+            f"order {order_id} ({why}) not found at Afosto",
+            max_attempts=ORDER_NOT_FOUND_ATTEMPTS,
+            exhausted_reason="order_not_found",
+        )
+    return order
 
 
 def _intent(order: Order, event: TriggerEvent, first_seen: datetime) -> Forward:

@@ -207,3 +207,11 @@ async def test_crash_at_a_named_point_then_redelivery_invoices_once(point: Crash
     assert point in seen
     assert len(api.invoices) == 1
     assert created_of(out).item_ids == ("a", "b")
+
+
+async def test_refused_intent_of_an_unknown_order_ends_in_order_not_found() -> None:
+    api = FakeAfosto()  # no such order: its items are not invoiceable either
+    with pytest.raises(Transient) as err:
+        await issue(intent_for(["a"], order_id="gone"), make_deps(api), CTX)
+    assert err.value.exhausted_reason == "order_not_found"
+    assert "gone" in err.value.detail
