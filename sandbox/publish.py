@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -14,6 +13,7 @@ import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential
 
 log = logging.getLogger(__name__)
 USER_AGENT = "Afosto/1.0 (+https://afosto.com/docs/webhooks)"
@@ -99,21 +99,24 @@ class WebhookSender:
 
     async def send(self, body: bytes, message_id: str) -> int:
         """Deliver one envelope; the last HTTP status, or 0 if the endpoint was unreachable."""
-        assert self._session is not None, "start() first"
-        status = 0
-        for attempt in range(self.attempts):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-            try:
-                async with self._session.post(self.url, data=body, headers=self.headers(body)) as r:
-                    status = r.status
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                log.info("webhook %s not delivered: %s", message_id, type(exc).__name__)
-                status = 0
-            if 200 <= status < 300:
-                break
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.backoff_s),  # backoff_s, 2·backoff_s, …
+            retry=retry_if_result(lambda status: not 200 <= status < 300),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else 0,
+        )
+        status: int = await retrying(self._post, body, message_id)
         self.deliveries.append((message_id, status))
         return status
+
+    async def _post(self, body: bytes, message_id: str) -> int:
+        assert self._session is not None, "start() first"
+        try:
+            async with self._session.post(self.url, data=body, headers=self.headers(body)) as r:
+                return r.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.info("webhook %s not delivered: %s", message_id, type(exc).__name__)
+            return 0
 
     async def close(self) -> None:
         if self._session is not None:

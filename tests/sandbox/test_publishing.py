@@ -163,6 +163,19 @@ async def test_webhooks_are_retried_after_a_failure() -> None:
     assert json.loads(received.requests[0][1])["event"] == "ORDER_OPENED"
 
 
+async def test_webhook_retries_stop_after_the_attempts_with_the_last_status() -> None:
+    received = Received(fail_first=10)
+    async with (
+        webhook_receiver(received) as url,
+        sandbox.running(webhook_url=url, webhook_secret=SECRET) as sb,
+    ):
+        assert sb.simulator.webhooks is not None
+        sb.simulator.webhooks.backoff_s = 0.01
+        await sb.simulator.create_order()
+        assert [status for _, status in sb.simulator.webhooks.deliveries] == [500]
+    assert len(received.requests) == sb.simulator.webhooks.attempts == 3
+
+
 async def test_no_targets_means_nothing_is_published() -> None:
     async with sandbox.running() as sb:
         order = await sb.simulator.create_order()
