@@ -116,9 +116,8 @@ class Sandbox:
 async def running(
     settings: SandboxSettings | None = None, **changes: Any
 ) -> AsyncIterator[Sandbox]:
-    """Serve a sandbox (default 127.0.0.1 on a free port) until the block exits.
-
-    `changes` override fields of `settings`; `faults` may be a FaultConfig or a mapping."""
+    """Serve a sandbox (default 127.0.0.1, free port) until the block exits; `changes` override
+    fields of `settings` (`faults` may be a FaultConfig or a mapping)."""
     base = settings or SandboxSettings()
     faults = changes.pop("faults", None)
     if isinstance(faults, Mapping):

@@ -126,9 +126,8 @@ class Store:
     def approve(
         self, order_id: str, item_ids: Sequence[str] | None = None, *, finish: bool = True
     ) -> list[str]:
-        """Approve pending reversals (ids as listed under HANDLE_APPROVAL; default all).
-
-        Contra units become invoiceable. With finish=False they stay under HANDLE_FINISH."""
+        """Approve pending reversals (ids as under HANDLE_APPROVAL; default all): contra units
+        become invoiceable; with finish=False they also stay under HANDLE_FINISH."""
         order = self.get_order(order_id)
         units = self._reversals(order, item_ids, "pending")
         for unit in units:

@@ -49,11 +49,10 @@ class HealthRoutes:
         return web.json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        """200 when every check passes; otherwise 503 naming the checks that failed.
-
-        `?exclude=afosto&exclude=consuming` (as Kubernetes' own /readyz) leaves checks out, e.g.
-        to keep taking webhooks, which need only the broker, while Afosto is down.
-        """
+        """200 when every check passes, else 503 naming the failed ones; `?exclude=a,b` leaves
+        checks out, as Kubernetes' own /readyz does."""
+        # e.g. exclude=afosto,consuming keeps webhook intake (it needs only the broker) routed
+        # while Afosto is down.
         try:
             async with asyncio.timeout(_READINESS_TIMEOUT):
                 checks = list(await self._readiness.readiness())

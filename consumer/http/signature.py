@@ -17,11 +17,8 @@ def sign(body: bytes, secret: bytes) -> str:
 
 
 def signature_valid(header: str | None, body: bytes, secrets: Sequence[bytes]) -> bool:
-    """True when `header` is the signature of `body` under any of `secrets`.
-
-    Malformed headers are simply invalid; every secret is tried (no early exit) so timing
-    does not tell which secret, if any, matched.
-    """
+    """True when `header` is the signature of `body` under any of `secrets` (malformed: False)."""
+    # Every secret is tried, no early exit, so timing does not tell which one (if any) matched.
     if not header:
         return False
     candidate = header.strip().lower()

@@ -33,11 +33,8 @@ class TriggerPublisher(Protocol):
     """What the webhook needs from the broker side (implemented in consumer/amqp)."""
 
     async def publish_trigger(self, body: bytes, *, routing_key: str, message_id: str) -> None:
-        """Hand a trigger to the triggers stage (persistent, mandatory, JSON), return on confirm.
-
-        `routing_key` is the trigger's event_type. Raises on a nack, an unroutable return, a
-        confirm timeout or a lost connection.
-        """
+        """Hand a trigger (`routing_key` = its event_type) to the triggers stage; return on
+        confirm, raise on a nack, an unroutable return, a confirm timeout or a lost connection."""
 
 
 @dataclass(frozen=True)
