@@ -9,6 +9,10 @@ Message paths, with `<p>` the queue prefix:
   dead-lettering keeps the routing key, the message lands back in its target stage.
 - stage queues dead-letter into `<p>.route` with key `<p>.dead` once `x-delivery-limit` is hit,
   so a message that crashes the service every time ends in `<p>.dead` instead of looping.
+
+Portable across RabbitMQ 3.10+ and 4.x: every quorum argument whose default differs is set
+explicitly (4.x defaults x-delivery-limit to 20), dead-lettering is at-least-once, nothing reads
+x-death (4.x no longer trusts it from clients) and no global QoS (quorum queues refuse it).
 """
 
 from __future__ import annotations
