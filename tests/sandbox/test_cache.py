@@ -62,7 +62,7 @@ async def test_order_answers_follow_every_change_over_http() -> None:
 
 
 async def test_invoice_answers_show_the_pdf_once_it_is_due_though_cached_before() -> None:
-    faults = {"pdf_delay_min_s": 0.5, "pdf_delay_max_s": 0.5}
+    faults = {"pdf_delay_min_s": 1.0, "pdf_delay_max_s": 1.0}
     async with sandbox.running(faults=faults) as sb, aiohttp.ClientSession() as session:
         order = simple_order(sb.store, policy="ON_OPEN")
         invoice = sb.store.invoice_items(unit_ids(order))
