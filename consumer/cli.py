@@ -89,8 +89,9 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
         return 2
     except Exception as exc:
         from consumer.amqp.connection import BrokerUnavailable
+        from consumer.amqp.declare import TopologyMismatch
 
-        if isinstance(exc, BrokerUnavailable):
+        if isinstance(exc, BrokerUnavailable | TopologyMismatch):
             log.error("%s", exc)
             return 1
         log.exception("the service stopped on an unexpected error")

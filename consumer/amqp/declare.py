@@ -7,6 +7,7 @@ import logging
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
+from aiormq.exceptions import ChannelPreconditionFailed
 
 from consumer.amqp.topology import Topology
 
@@ -19,20 +20,31 @@ _TYPES = {
 }
 
 
+class TopologyMismatch(Exception):
+    """An exchange or queue already exists with other properties; declaring never changes it."""
+
+
 async def declare(channel: AbstractChannel, topology: Topology) -> dict[str, AbstractQueue]:
     """Declare every exchange, queue and binding; returns the queues by name.
 
-    Declaring is idempotent; a queue that exists with other arguments fails with
-    PRECONDITION_FAILED, which is the operator's cue to migrate it (see docs/operations.md).
+    Declaring is idempotent. An entity that exists with other arguments (say, another
+    x-delivery-limit) raises TopologyMismatch naming it: the operator migrates it deliberately.
     """
-    exchanges = {
-        e.name: await channel.declare_exchange(e.name, _TYPES[e.type], durable=True)
-        for e in topology.exchanges
-    }
-    queues = {
-        q.name: await channel.declare_queue(q.name, durable=True, arguments=dict(q.arguments))
-        for q in topology.queues
-    }
+    try:
+        exchanges = {
+            e.name: await channel.declare_exchange(e.name, _TYPES[e.type], durable=True)
+            for e in topology.exchanges
+        }
+        queues = {
+            q.name: await channel.declare_queue(q.name, durable=True, arguments=dict(q.arguments))
+            for q in topology.queues
+        }
+    except ChannelPreconditionFailed as exc:
+        raise TopologyMismatch(
+            f"the broker holds an entity that differs from this configuration: {exc}. "
+            "Declaring never changes an existing queue or exchange; migrate it "
+            "(docs/operations.md, Upgrading) or use another INVOICER_QUEUE_PREFIX."
+        ) from None
     for b in topology.bindings:
         await queues[b.queue].bind(exchanges[b.exchange], b.routing_key)
     log.info(

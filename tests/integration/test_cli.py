@@ -8,6 +8,7 @@ import os
 import sys
 
 import pytest
+from aio_pika.abc import AbstractRobustConnection
 
 import sandbox
 from consumer import cli
@@ -93,6 +94,21 @@ async def test_run_without_a_broker_exits_with_a_message(service_env: dict[str, 
     assert code == 1
     assert "cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:1/" in err
     assert "s3cret-pw" not in err
+
+
+@pytest.mark.usefixtures("cleanup")
+async def test_run_refuses_a_queue_declared_differently(
+    service_env: dict[str, str], amqp: AbstractRobustConnection
+) -> None:
+    prefix = service_env["INVOICER_QUEUE_PREFIX"]
+    async with amqp.channel() as channel:  # an older installation's classic queue
+        await channel.declare_queue(f"{prefix}.triggers", durable=True)
+    env = {**service_env, "INVOICER_AFOSTO_API_KEY": "k-123456"}
+    code, _, err = await _invoicer(env, "run")
+    assert code == 1
+    assert f"{prefix}.triggers" in err
+    assert "differs from this configuration" in err
+    assert "Traceback" not in err
 
 
 def test_a_missing_delegate_module_says_so(
