@@ -136,12 +136,10 @@ def test_image_entrypoint_is_the_console_script() -> None:
     assert entrypoint[0] in scripts
     assert scripts[entrypoint[0]] == "consumer.cli:main"
     assert yaml.safe_load(instructions["CMD"]) == ["run"] == container()["args"]
-    assert container()["image"] in {i["name"] for i in kustomization()["images"]}
-
-
-def kustomization() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((BASE / "kustomization.yaml").read_text())
-    return data
+    example = yaml.safe_load(
+        (BASE.parent / "overlays" / "example" / "kustomization.yaml").read_text()
+    )
+    assert container()["image"] in {i["name"] for i in example["images"]}, "overlays set the image"
 
 
 def test_dockerfile_is_multi_stage_non_root_with_a_stdlib_healthcheck() -> None:
@@ -248,3 +246,20 @@ def test_compose_sandbox_command_parses_into_the_intended_settings(
     assert sandbox_settings.exchange == defaults().amqp.input_exchange
     assert sandbox_settings.amqp_url == env["INVOICER_AMQP_URL"]
     assert sandbox_settings.host == "0.0.0.0"
+
+
+def test_example_overlay_uses_the_base_and_the_monitoring_component() -> None:
+    example = BASE.parent / "overlays" / "example"
+    overlay = yaml.safe_load((example / "kustomization.yaml").read_text())
+    for ref in overlay["resources"] + overlay["components"]:
+        assert (example / ref / "kustomization.yaml").is_file(), ref
+    component_dir = BASE.parent / "components" / "monitoring"
+    component = yaml.safe_load((component_dir / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+    assert {p.name for p in component_dir.glob("*.yaml")} - {"kustomization.yaml"} == set(
+        component["resources"]
+    )
+    for patch in overlay.get("patches", []):
+        for op in yaml.safe_load(patch["patch"]):
+            env = op["path"].removeprefix("/data/")
+            assert env in ENV_NAMES, f"the example overlay patches {env}, which is no setting"

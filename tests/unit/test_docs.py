@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from consumer.metrics import Metrics
 from consumer.settings import ENV_NAMES
@@ -43,3 +44,29 @@ def test_relative_links_resolve(doc: str) -> None:
     assert local, f"{doc} links to nothing local"
     missing = [t for t in local if not (path.parent / t).exists()]
     assert not missing, f"{doc} links to missing paths: {missing}"
+
+
+def runbook_alerts() -> dict[str, tuple[str, str]]:
+    """Alert name -> (expression, for) from the runbook's table."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    table = text[text.index("| Alert | Expression | For | Why |") :].split("\n\n")[0]
+    alerts = {}
+    for line in table.splitlines()[2:]:
+        name, expr, wait, _ = (c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1])
+        alerts[name] = (expr.strip("`").replace("\\|", "|"), wait)
+    return alerts
+
+
+def test_prometheus_rule_ships_exactly_the_runbook_alerts() -> None:
+    path = ROOT / "deploy" / "k8s" / "components" / "monitoring" / "prometheusrule.yaml"
+    rule = yaml.safe_load(path.read_text())
+    shipped = {
+        r["alert"]: (r["expr"], r.get("for", "0m"))
+        for group in rule["spec"]["groups"]
+        for r in group["rules"]
+    }
+    assert shipped == runbook_alerts()
+    for group in rule["spec"]["groups"]:
+        for r in group["rules"]:
+            assert r["labels"]["severity"] in {"page", "ticket"}
+            assert r["annotations"]["summary"]
