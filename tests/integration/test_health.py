@@ -17,16 +17,11 @@ from pydantic import SecretStr
 from consumer.broker_inspect import BrokerInspector, QueueState
 from consumer.control import ControlConfig, Controller
 from consumer.http.server import build_app, serving
-from consumer.http.webhooks import WebhookConfig, WebhookIngress
 from consumer.metrics import Metrics
 from tests.integration.control_support import TestConsumerSet, delete_queues
 from tests.integration.http_support import (
     BROKER_URL,
     TcpProxy,
-    TestTriggerPublisher,
-    envelope,
-    input_exchange,
-    signed_headers,
     unique,
 )
 from tests.integration.pipeline_support import eventually
@@ -187,35 +182,6 @@ async def test_metrics_are_exposed_and_move(service: Service) -> None:
     _, text = await service.get("/metrics")
     assert f'invoicer_messages_total{{outcome="dead_lettered",queue="{service.queue}"}} 1.0' in text
     assert f'invoicer_dead_letters_total{{queue="{service.queue}",reason="too_large"}} 1.0' in text
-
-
-async def test_webhook_requests_move_the_status_counter() -> None:
-    metrics = Metrics()
-    async with input_exchange() as exchange:
-        publisher = TestTriggerPublisher(BROKER_URL, exchange.name)
-        await publisher.start()
-        try:
-            webhook = WebhookIngress(WebhookConfig(secrets=(SecretStr("k"),)), publisher, metrics)
-
-            class Ready:
-                async def readiness(self) -> list[Any]:
-                    return []
-
-            app = build_app(metrics=metrics, readiness=Ready(), webhook=webhook)
-            async with serving(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as session:
-                url = f"http://127.0.0.1:{port}"
-                body = envelope()
-                for headers in (signed_headers(body, "k"), signed_headers(body, "wrong")):
-                    async with session.post(f"{url}/webhooks/afosto", data=body, headers=headers):
-                        pass
-                async with session.get(f"{url}/metrics") as response:
-                    text = await response.text()
-                    assert response.headers["Content-Type"].startswith("text/plain")
-        finally:
-            await publisher.close()
-    assert 'invoicer_webhook_requests_total{status="200"} 1.0' in text
-    assert 'invoicer_webhook_requests_total{status="401"} 1.0' in text
-    assert 'invoicer_webhook_triggers_total{event_type="order.shipped"} 1.0' in text
 
 
 class CountingInspector:

@@ -215,3 +215,15 @@ async def test_attack_gets_its_exact_status_and_enqueues_nothing(
     assert await stack.exchange.drain() == []
     if len(headers.get(SIG, "")) <= ServerLimits().max_field_size:  # else aiohttp answered alone
         assert stack.count("invoicer_webhook_requests_total", status=str(expected)) == 1
+
+
+async def test_webhook_requests_move_the_status_counter_on_metrics(stack: Stack) -> None:
+    body = envelope(message_id="msg_metrics_1")
+    for secret in (SECRET_OLD, "wrong"):
+        await stack.post(body, signed_headers(body, secret))
+    async with stack.session.get(f"http://127.0.0.1:{stack.port}/metrics") as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = await response.text()
+    assert 'invoicer_webhook_requests_total{status="200"} 1.0' in text
+    assert 'invoicer_webhook_requests_total{status="401"} 1.0' in text
+    assert 'invoicer_webhook_triggers_total{event_type="order.shipped"} 1.0' in text
