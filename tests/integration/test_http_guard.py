@@ -4,6 +4,7 @@ connections, independent of aiohttp's keep-alive timer."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
@@ -19,11 +20,15 @@ from tests.integration.http_support import (
 pytestmark = pytest.mark.integration
 
 
+def _health_only(limits: ServerLimits) -> AbstractAsyncContextManager[int]:
+    """The server without a webhook, on a free port."""
+    app = build_app(metrics=Metrics(), readiness=AlwaysReady(), webhook=None)
+    return serving(app, "127.0.0.1", 0, limits)
+
+
 async def test_header_deadline_holds_without_aiohttps_keepalive_timer() -> None:
     """Our guard alone: aiohttp's keep-alive timer is set far beyond the test."""
-    app = build_app(metrics=Metrics(), readiness=AlwaysReady(), webhook=None)
-    limits = ServerLimits(header_timeout=0.5, idle_timeout=300)
-    async with serving(app, "127.0.0.1", 0, limits) as port:
+    async with _health_only(ServerLimits(header_timeout=0.5, idle_timeout=300)) as port:
         head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
@@ -38,9 +43,7 @@ async def test_header_deadline_holds_without_aiohttps_keepalive_timer() -> None:
 
 
 async def test_slow_second_request_on_a_kept_alive_connection_is_closed() -> None:
-    app = build_app(metrics=Metrics(), readiness=AlwaysReady(), webhook=None)
-    limits = ServerLimits(header_timeout=0.5, idle_timeout=0.5)
-    async with serving(app, "127.0.0.1", 0, limits) as port:
+    async with _health_only(ServerLimits(header_timeout=0.5, idle_timeout=0.5)) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -56,9 +59,7 @@ async def test_slow_second_request_on_a_kept_alive_connection_is_closed() -> Non
 
 
 async def test_a_head_completed_in_time_disarms_the_deadline_even_if_split() -> None:
-    app = build_app(metrics=Metrics(), readiness=AlwaysReady(), webhook=None)
-    limits = ServerLimits(header_timeout=0.5, idle_timeout=300)
-    async with serving(app, "127.0.0.1", 0, limits) as port:
+    async with _health_only(ServerLimits(header_timeout=0.5, idle_timeout=300)) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n":  # "\r\n\r\n" over 4 reads
