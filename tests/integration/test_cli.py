@@ -51,6 +51,7 @@ async def test_bad_settings_stop_start_up_naming_each(service_env: dict[str, str
     assert "INVOICER_LOG_FORMAT: Input should be 'json' or 'text', got xml" in err
 
 
+@pytest.mark.usefixtures("cleanup")  # the sandbox declared <prefix>.in
 async def test_check_passes_when_broker_and_api_answer(
     service_env: dict[str, str], afosto: sandbox.Sandbox
 ) -> None:
@@ -65,6 +66,7 @@ async def test_check_passes_when_broker_and_api_answer(
     assert "afosto  ok" in out
 
 
+@pytest.mark.usefixtures("cleanup")
 async def test_check_fails_clearly_and_keeps_secrets(
     service_env: dict[str, str], afosto: sandbox.Sandbox
 ) -> None:
