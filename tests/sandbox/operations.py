@@ -1,4 +1,5 @@
-"""The GraphQL documents the service is expected to send, as the sandbox tests use them."""
+"""GraphQL documents the sandbox tests send: richer selections than the service's own
+(consumer/afosto/operations), which tests/sandbox/test_schema.py runs as they are."""
 
 from __future__ import annotations
 

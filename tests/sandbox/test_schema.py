@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from graphql import build_schema, parse, validate
 
+from consumer.afosto.operations import OPERATIONS, OperationName, document
 from sandbox import Store
 from sandbox.executor import Executor
 from sandbox.resolvers import RequestContext
@@ -24,9 +25,27 @@ def test_schema_copy_equals_shared_contract() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(ALL))
-def test_service_operations_validate(name: str) -> None:
+def test_test_operations_validate(name: str) -> None:
     errors = validate(build_schema(sdl()), parse(ALL[name]))
     assert errors == []
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_the_services_own_operations_validate_and_run(name: OperationName) -> None:
+    errors = validate(executable_schema(), parse(document(name)))
+    assert errors == [], [e.message for e in errors]
+    store = Store()
+    order = simple_order(store, policy="ON_OPEN")
+    ids = [u.id for line in order.lines for u in line.units]
+    variables: dict[str, object] = {"id": order.id}
+    if name == "invoice_items":
+        variables = {"input": {"items": ids, "invoice_id": "inv-op"}}
+    elif name == "invoice":
+        variables = {"id": store.invoice_items(ids, "inv-op").id}
+    executor = Executor(executable_schema())
+    context = RequestContext(store, "http://x", 0.0)
+    body = executor.execute(executor.prepare(document(name)), variables, context)
+    assert "errors" not in body, body
 
 
 def test_invalid_operation_is_rejected() -> None:
