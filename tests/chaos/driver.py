@@ -33,6 +33,7 @@ class Sent:
     order_id: str
     at: float  # monotonic time of the confirm / final answer
     reason: str = ""  # poison: the dead-letter reason it must get
+    begun: float = 0.0  # monotonic time the successful publish (or POST) started
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Driver:
         """Publish until the broker confirms (a real producer retries through outages)."""
         give_up = time.monotonic() + 120
         while True:
+            begun = time.monotonic()
             try:
                 if self._channel is None or self._channel.is_closed:
                     self._channel = await self._connection.channel(publisher_confirms=True)
@@ -117,7 +119,7 @@ class Driver:
                     self.unconfirmed.append(message_id)
                     return
                 await asyncio.sleep(0.5)
-        self.sent.append(Sent(message_id, kind, order_id, time.monotonic(), reason))
+        self.sent.append(Sent(message_id, kind, order_id, time.monotonic(), reason, begun))
 
     def _event(self, event_type: str, order_id: str, item_ids: list[str]) -> tuple[str, bytes]:
         event_id = self._id()
@@ -259,11 +261,12 @@ class Driver:
         """Deliver like Afosto: retry non-2xx answers (503 while the broker is away)."""
         give_up = time.monotonic() + 90
         while time.monotonic() < give_up:
+            begun = time.monotonic()
             status, at = await self._post(body, signed(body, self.secret))
             self.answers.append(Answer(message_id, status, at))
             if 200 <= status < 300:
                 if status == 200:
-                    self.sent.append(Sent(message_id, "webhook", order_id, at))
+                    self.sent.append(Sent(message_id, "webhook", order_id, at, begun=begun))
                 return
             await asyncio.sleep(1.0)
 

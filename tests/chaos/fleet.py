@@ -174,5 +174,12 @@ class Fleet:
             f"[slot {life.slot}] {line}" for life in self.lives[-3:] for line in life.lines[-n:]
         )
 
+    def write_logs(self, path: str) -> None:
+        """Every line of every life, prefixed `slot/life crash_at`, for post-mortems."""
+        with open(path, "w") as fh:
+            for number, life in enumerate(self.lives):
+                for line in life.lines:
+                    fh.write(f"{life.slot}/{number} {life.crash_at or '-'} {line}\n")
+
     def all_lines(self) -> list[str]:
         return [line for life in self.lives for line in life.lines]

@@ -90,6 +90,7 @@ def figures(result: Result) -> dict[str, Any]:
         "rss_growth_mb": round(o.rss_growth_mb, 1),
         "lost": len(o.lost_ids()),
         "double_invoiced": len(o.ledger.invoiced_more_than_once()),
+        "service_logs": result.logs_path,
         "durations_s": {k: round(v, 1) for k, v in result.durations.items()},
     }
 

@@ -31,6 +31,7 @@ class Observed:
     quiesced: bool
     rss_growth_mb: float
     down_windows: list[tuple[float, float]] = field(default_factory=list)
+    order_queries: dict[str, list[float]] = field(default_factory=dict)
     fault_errors: list[str] = field(default_factory=list)
     unfired: list[str] = field(default_factory=list)
     recovery_limit_s: float = 120.0
@@ -50,9 +51,24 @@ class Observed:
         }
 
     def lost_ids(self) -> list[str]:
-        """Confirmed source events neither acked by a service nor in the dead-letter queue."""
+        """Confirmed source events with no evidence of processing: no `triggers acked` log line,
+        no dead letter, and no query of their order after the broker confirmed them."""
         done = self.acked_triggers() | {str(m.message_id) for m in self.dead.messages}
-        return sorted({s.message_id for s in self.sent} - done)
+        return sorted(
+            {s.message_id for s in self.sent if s.message_id not in done and not self.covered(s)}
+        )
+
+    def covered(self, sent: Sent) -> bool:
+        """The service examined the event's order after the event was confirmed (a process
+        killed between ack and log line leaves only this trace)."""
+        return any(t >= sent.begun for t in self.order_queries.get(sent.order_id, ()))
+
+    def unlogged_ids(self) -> list[str]:
+        """Events without a log line or dead letter, accepted on a later order query alone."""
+        done = self.acked_triggers() | {str(m.message_id) for m in self.dead.messages}
+        return sorted(
+            {s.message_id for s in self.sent if s.message_id not in done and self.covered(s)}
+        )
 
     def broker_down_near(self, at: float, slack: float) -> bool:
         return any(start - 1.0 <= at <= end + slack for start, end in self.down_windows)
