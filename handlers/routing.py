@@ -8,12 +8,14 @@ from typing import Final, TypeVar
 
 from pydantic import BaseModel
 
+from handlers.errors import Permanent
 from handlers.issue import issue
 from handlers.pdf import poll_pdf
 from handlers.plan import plan
 from handlers.ports import Context, Deps, Outgoing, Route, Stage
 from schemas.inbound import TriggerEvent, parse_trigger
 from schemas.internal import Intent, PdfCheck, parse_intent, parse_pdf_check
+from schemas.parsing import InvalidMessage
 
 M = TypeVar("M", bound=BaseModel)
 Summary = dict[str, str | None]
@@ -33,10 +35,16 @@ def _route(
             raise TypeError(f"stage {stage} expects {model.__name__}, got {type(message).__name__}")
         return message
 
+    def parse_or_dead(body: bytes, content_type: str | None, message_id: str | None) -> M:
+        try:
+            return parse(body, content_type, message_id)
+        except InvalidMessage as exc:
+            raise Permanent(exc.reason, exc.detail) from None
+
     async def run(message: BaseModel, deps: Deps, ctx: Context) -> list[Outgoing]:
         return await handle(checked(message), deps, ctx)
 
-    return Route(stage, parse, run, lambda message: summary(checked(message)))
+    return Route(stage, parse_or_dead, run, lambda message: summary(checked(message)))
 
 
 def _trigger_summary(e: TriggerEvent) -> Summary:

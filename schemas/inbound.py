@@ -6,8 +6,7 @@ from typing import Final, Literal, get_args
 
 from pydantic import AwareDatetime, Field
 
-from handlers.errors import Permanent
-from schemas.parsing import decode_object, validate
+from schemas.parsing import InvalidMessage, decode_object, validate
 from schemas.types import Inbound, Internal
 
 EventType = Literal["order.shipped", "order.returned", "order.updated"]
@@ -42,7 +41,7 @@ def parse_trigger(body: bytes, content_type: str | None, message_id: str | None)
     data = decode_object(body, content_type)
     event_type = data.get("event_type")
     if isinstance(event_type, str) and event_type not in EVENT_TYPES:
-        raise Permanent("unknown_event_type", f"event_type {event_type[:80]!r} is not handled")
+        raise InvalidMessage("unknown_event_type", f"event_type {event_type[:80]!r} is not handled")
     if data.get("event_id") is None and message_id:
         data["event_id"] = message_id
     return validate(TriggerEvent, data)

@@ -1,4 +1,4 @@
-"""Bytes off the wire → a validated model, or `Permanent` with the dead-letter reason.
+"""Bytes off the wire → a validated model, or `InvalidMessage` with the dead-letter reason.
 
 Rules, checked in this order (each poison message gets exactly one reason):
 - `too_large`: the body is over 256 KiB.
@@ -12,15 +12,24 @@ Rules, checked in this order (each poison message gets exactly one reason):
 from __future__ import annotations
 
 import json
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
-
-from handlers.errors import Permanent
 
 MAX_BODY_BYTES: Final = 256 * 1024
 
 M = TypeVar("M", bound=BaseModel)
+
+InvalidReason = Literal["too_large", "invalid_json", "schema_violation", "unknown_event_type"]
+
+
+class InvalidMessage(ValueError):
+    """A body that can never become its model (handlers.routing makes it a Permanent)."""
+
+    def __init__(self, reason: InvalidReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason: InvalidReason = reason
+        self.detail = detail
 
 
 def _json_content_type(content_type: str) -> bool:
@@ -39,21 +48,23 @@ def _json_content_type(content_type: str) -> bool:
 
 
 def decode_object(body: bytes, content_type: str | None) -> dict[str, Any]:
-    """The body as a JSON object; raises Permanent too_large / invalid_json / schema_violation."""
+    """The body as a JSON object; InvalidMessage too_large / invalid_json / schema_violation."""
     if len(body) > MAX_BODY_BYTES:
-        raise Permanent("too_large", f"body is {len(body)} bytes, limit {MAX_BODY_BYTES}")
+        raise InvalidMessage("too_large", f"body is {len(body)} bytes, limit {MAX_BODY_BYTES}")
     if content_type and not _json_content_type(content_type):
-        raise Permanent("invalid_json", f"content type {content_type[:80]!r} is not JSON")
+        raise InvalidMessage("invalid_json", f"content type {content_type[:80]!r} is not JSON")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise Permanent("invalid_json", f"body is not UTF-8 (byte {exc.start})") from None
+        raise InvalidMessage("invalid_json", f"body is not UTF-8 (byte {exc.start})") from None
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise Permanent("invalid_json", f"body is not JSON: {exc}") from None
+        raise InvalidMessage("invalid_json", f"body is not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise Permanent("schema_violation", f"body is a JSON {type(data).__name__}, not an object")
+        raise InvalidMessage(
+            "schema_violation", f"body is a JSON {type(data).__name__}, not an object"
+        )
     return data
 
 
@@ -62,7 +73,7 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise Permanent("schema_violation", describe(exc)) from None
+        raise InvalidMessage("schema_violation", describe(exc)) from None
 
 
 def describe(exc: ValidationError) -> str:
