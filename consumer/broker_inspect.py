@@ -77,6 +77,7 @@ class BrokerInspector:
         return self._connection
 
     async def close(self) -> None:
+        """Close the inspection connection (a later question opens a new one)."""
         connection, self._connection = self._connection, None
         if connection is not None and not connection.is_closed:
             with contextlib.suppress(Exception):

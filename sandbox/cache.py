@@ -48,6 +48,7 @@ class ResponseCache:
         return due[0] if due else float("inf")
 
     def get(self, key: CacheKey, revision: int, now: float) -> Entry | None:
+        """The answer stored for `key`, if it is still the one executing would give now."""
         if not self.enabled:
             return None
         entry = self._entries.get(key)
@@ -57,6 +58,7 @@ class ResponseCache:
         return entry
 
     def put(self, key: CacheKey, revision: int, now: float, raw: bytes, outcome: str) -> None:
+        """Keep an answer computed at `now` until the store changes or a PDF comes due."""
         # An answer computed as of an earlier moment (a request delayed by a latency fault)
         # than a due time already pruned cannot know when it expires: do not keep it.
         if not self.enabled or now < self._pruned_until:

@@ -109,6 +109,7 @@ class Executor:
         self._cache_size = cache_size
 
     def prepare(self, query: str) -> Prepared:
+        """The parsed and validated document for `query`, from the cache when seen before."""
         prepared = self._cache.get(query)
         if prepared is None:
             prepared = self._prepare(query)

@@ -46,6 +46,7 @@ def _proxy_error(status: int, headers: dict[str, str] | None = None) -> web.Resp
 
 
 async def graphql(request: web.Request) -> web.StreamResponse:
+    """`POST /graphql`: auth, faults, then the (possibly cached) execution of the document."""
     sandbox = request.app[SANDBOX]
     ledger, faults = sandbox.ledger, sandbox.faults
     arrived = time.time()
@@ -121,6 +122,7 @@ def _answer(
 
 
 async def pdf(request: web.Request) -> web.Response:
+    """`GET /pdf/<id>.pdf`: the rendered invoice once its PDF is due, else 404."""
     sandbox = request.app[SANDBOX]
     name = request.match_info["name"]
     invoice = sandbox.store.invoices.get(name.removesuffix(".pdf"))
@@ -144,6 +146,7 @@ def status_for(code: str, http_status_mode: bool) -> int:
 
 
 def build_app(sandbox: Sandbox) -> web.Application:
+    """The sandbox application: GraphQL, PDFs and the control API."""
     from sandbox.control import routes as control_routes
 
     app = web.Application(client_max_size=4 * 1024 * 1024)

@@ -88,6 +88,7 @@ class Store:
         return order
 
     def get_order(self, order_id: str) -> Order:
+        """The order, or ApiError NOT_FOUND."""
         order = self.orders.get(order_id)
         if order is None:
             raise ApiError("NOT_FOUND", f"order {order_id} not found")
@@ -156,6 +157,7 @@ class Store:
     # -- invoices -------------------------------------------------------------------------
 
     def get_invoice(self, invoice_id: str) -> Invoice:
+        """The invoice, or ApiError NOT_FOUND."""
         invoice = self.invoices.get(invoice_id)
         if invoice is None:
             raise ApiError("NOT_FOUND", f"invoice {invoice_id} not found")

@@ -104,6 +104,7 @@ class WebhookIngress:
         return None
 
     async def handle(self, request: web.Request) -> web.Response:
+        """`POST /webhooks/afosto`: the status of the first check that fails, counted per status."""
         try:
             if self._active >= self._config.max_concurrent:
                 raise _Reject(503, "too many webhooks in progress, retry later")
