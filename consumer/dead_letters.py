@@ -85,16 +85,46 @@ class Selection:
 async def _each(
     channel: AbstractChannel, topology: Topology
 ) -> list[tuple[AbstractIncomingMessage, DeadLetter]]:
-    """Every message that was in the dead queue when we started, held unacked."""
+    """Every message in the dead queue, held unacked (so none comes twice)."""
     queue = await channel.declare_queue(topology.dead_queue, passive=True)
-    count = queue.declaration_result.message_count or 0
-    held = []
-    for _ in range(count):
+    expected = queue.declaration_result.message_count or 0
+    held: list[tuple[AbstractIncomingMessage, DeadLetter]] = []
+    misses = 0
+    # The declared count is a hint, not a promise: messages another client just gave back may
+    # still be on their way into the queue. Wait a little for them, never for ever.
+    while misses < 20:
         message = await queue.get(no_ack=False, fail=False)
-        if message is None:
+        if message is not None:
+            held.append((message, describe(message)))
+            continue
+        if len(held) >= expected:
             break
-        held.append((message, describe(message)))
+        misses += 1
+        await asyncio.sleep(0.1)
     return held
+
+
+async def _give_back(messages: list[AbstractIncomingMessage]) -> None:
+    """Return held messages explicitly: a closing channel returns them too, but the queue may
+    take its time to notice the channel is gone."""
+    if messages:
+        await messages[-1].nack(multiple=True, requeue=True)
+
+
+async def _settle(connection: AbstractConnection, queue: str, expected: int) -> None:
+    """Wait until the messages we held and gave back are counted in `queue` again.
+
+    A quorum queue takes returned messages back asynchronously; without this, a `list` right
+    after another `list` or a dry run could see an empty queue."""
+    channel = await connection.channel()
+    try:
+        for _ in range(30):
+            declared = await channel.declare_queue(queue, passive=True)
+            if (declared.declaration_result.message_count or 0) >= expected:
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await channel.close()
 
 
 async def inspect(
@@ -103,9 +133,12 @@ async def inspect(
     """The dead letters matching `selection`; nothing is removed."""
     channel = await connection.channel()
     try:
-        letters = [d for _, d in await _each(channel, topology) if selection.matches(d, topology)]
+        held = await _each(channel, topology)
+        await _give_back([m for m, _ in held])
     finally:
-        await channel.close()  # unacked messages return to the queue, in order
+        await channel.close()
+    await _settle(connection, topology.dead_queue, len(held))
+    letters = [d for _, d in held if selection.matches(d, topology)]
     return letters[: selection.limit] if selection.limit is not None else letters
 
 
@@ -127,6 +160,7 @@ async def replay(
     stage_queues = set(topology.consumed_queues)
     replayed: Counter[str] = Counter()
     kept = unknown = 0
+    unacked: list[AbstractIncomingMessage] = []
     getter = await connection.channel()
     sender = await connection.channel(publisher_confirms=True, on_return_raises=True)
     try:
@@ -137,19 +171,26 @@ async def replay(
                 chosen = sum(replayed.values()) < selection.limit
             if not chosen:
                 kept += 1
+                unacked.append(message)
                 continue
             if letter.source not in stage_queues:
                 unknown += 1
+                unacked.append(message)
                 continue
-            if not dry_run:
+            if dry_run:
+                unacked.append(message)
+            else:
                 await route.publish(
                     revived(message), routing_key=letter.source, mandatory=True, timeout=10
                 )
                 await message.ack()
             replayed[letter.reason] += 1
+        await _give_back(unacked)
     finally:
         await sender.close()
         await getter.close()
+    given_back = kept + unknown + (sum(replayed.values()) if dry_run else 0)
+    await _settle(connection, topology.dead_queue, given_back)
     return ReplayResult(replayed, kept, unknown)
 
 

@@ -3,6 +3,7 @@ ones back to their source queue with a fresh attempt count and without the dead 
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aio_pika
@@ -43,10 +44,17 @@ async def bury(
         await route.publish(message, routing_key=t.dead_queue)
 
 
-async def depth(amqp: AbstractRobustConnection, queue: str) -> int:
-    async with amqp.channel() as channel:
-        declared = await channel.declare_queue(queue, passive=True)
-        return declared.declaration_result.message_count or 0
+async def depth(amqp: AbstractRobustConnection, queue: str, expected: int) -> int:
+    """The queue's depth once it equals `expected` (or what it is after 10 s)."""
+    count = -1
+    for _ in range(100):
+        async with amqp.channel() as channel:
+            declared = await channel.declare_queue(queue, passive=True)
+            count = declared.declaration_result.message_count or 0
+        if count == expected:
+            break
+        await asyncio.sleep(0.1)
+    return count
 
 
 async def test_list_then_replay_only_the_chosen_reason(
@@ -67,16 +75,16 @@ async def test_list_then_replay_only_the_chosen_reason(
     ]
     assert listed[0].source == t.stage_queue("triggers")
     assert listed[0].detail == "order o1: not_invoiceable"
-    assert await depth(amqp, t.dead_queue) == 3, "list must not remove anything"
+    assert await depth(amqp, t.dead_queue, 3) == 3, "list must not remove anything"
 
     dry = await replay(amqp, t, Selection(reason="not_invoiceable"), dry_run=True)
     assert sum(dry.replayed.values()) == 1
-    assert await depth(amqp, t.dead_queue) == 3
+    assert await depth(amqp, t.dead_queue, 3) == 3
 
     result = await replay(amqp, t, Selection(reason="not_invoiceable"))
     assert dict(result.replayed) == {"not_invoiceable": 1}
     assert result.kept == 2
-    assert await depth(amqp, t.dead_queue) == 2
+    assert await depth(amqp, t.dead_queue, 2) == 2
 
     async with amqp.channel() as channel:
         triggers = await channel.declare_queue(t.stage_queue("triggers"), passive=True)
@@ -89,5 +97,10 @@ async def test_list_then_replay_only_the_chosen_reason(
     assert headers["traceparent"] == "00-abc-def-01"
     assert not {DEAD_REASON_HEADER, DEAD_DETAIL_HEADER, SOURCE_QUEUE_HEADER} & set(headers)
 
-    rest = await inspect(amqp, t, Selection(source="pdf"))
+    # A quorum queue takes returned messages back asynchronously (seconds on a busy broker).
+    for _ in range(50):
+        rest = await inspect(amqp, t, Selection(source="pdf"))
+        if rest:
+            break
+        await asyncio.sleep(0.2)
     assert [d.message_id for d in rest] == ["e3"]
