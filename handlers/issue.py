@@ -2,7 +2,8 @@
 
 A refused or unknown-outcome mutation is never retried blindly: read `invoice(invoice_id)`
 first; if it exists, continue as success (same deterministic event id); if not, re-plan the
-intent's ids that are still invoiceable; none left means someone else invoiced them.
+intent's ids that are still invoiceable (the very same ids after an unknown outcome: retry
+later, as a transient failure); none left means someone else invoiced them.
 """
 
 from __future__ import annotations
