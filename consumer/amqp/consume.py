@@ -4,7 +4,9 @@ parse → handle → publish the handler's outputs in order, each confirmed → 
 - Transient (or an unexpected exception): republish the original to the wait tier for the next
   attempt (`invoicer-attempt` + 1), then ack; past max attempts, dead-letter `exhausted_reason`.
 - Permanent: publish a copy to `<p>.dead` with the reason, then ack (poison: one delivery).
-- Systemic: nack with requeue and tell the controller, which pauses consumption.
+- Systemic: park the delivery back on its own queue untouched (same attempt; a fresh publish, so
+  the quorum queue's delivery limit is not spent by an outage) and tell the controller, which
+  pauses consumption.
 - PublishFailed (the broker did not confirm what we had to publish): nack with requeue.
 An intent or PDF check for an invoice this process already announced is acked as a duplicate
 without calling Afosto (see dedupe.py).
@@ -201,8 +203,8 @@ class Processor:
         except Permanent as exc:
             return await self._dead(message, queue, exc.reason, exc.detail)
         except Systemic as exc:
-            await _settle(message.nack(requeue=True))
             self._on_systemic(exc)
+            await self._republish(message, route, attempt, delay=None)
             return Fate("requeued", "systemic", exc.detail)
         except Transient as exc:
             return await self._retry(message, route, queue, attempt, exc)
@@ -249,12 +251,24 @@ class Processor:
             detail = f"gave up after {attempt} attempts: {error.detail}"
             return await self._dead(message, queue, error.exhausted_reason, detail)
         delay = retry_delay(self._config.retry_delay, attempt, error)
+        tier = await self._republish(message, route, attempt + 1, delay=delay)
+        return Fate("retried", type(error).__name__, error.detail, tier)
+
+    async def _republish(
+        self,
+        message: AbstractIncomingMessage,
+        route: Route,
+        attempt: int,
+        *,
+        delay: timedelta | None,
+    ) -> timedelta | None:
+        """Publish the delivery again to its stage as `attempt` (through a tier if delayed), ack."""
         headers = {
             k: v
             for k, v in (message.headers or {}).items()
             if isinstance(v, str | int) and not k.startswith(BROKER_HEADERS)
         }
-        headers[ATTEMPT_HEADER] = attempt + 1
+        headers[ATTEMPT_HEADER] = attempt
         tier = await self._publisher.to_stage(
             route.stage,
             message.body,
@@ -266,7 +280,7 @@ class Processor:
             content_type=message.content_type,
         )
         await _settle(message.ack())
-        return Fate("retried", type(error).__name__, error.detail, tier)
+        return tier
 
     async def _dead(
         self, message: AbstractIncomingMessage, queue: str, reason: DeadReason, detail: str

@@ -171,6 +171,9 @@ async def test_systemic_returns_the_delivery_and_pauses(
         assert message is not None
         assert message.message_id == "s"
         assert message.headers.get(ATTEMPT_HEADER) in (None, 1)  # untouched, not a retry
+        # Parked by a fresh publish, not nack-requeued: the outage spends no delivery count.
+        assert message.headers.get("x-delivery-count", 0) == 0
+        assert not message.redelivered
         await message.nack(requeue=True)
     assert calls["s"] >= 1
     assert await dead_letters(amqp, f"{prefix}.dead") == []
