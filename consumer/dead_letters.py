@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aiormq.exceptions import ChannelNotFoundEntity
 
 from consumer.amqp.publisher import (
     ATTEMPT_HEADER,
@@ -245,11 +246,20 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         print(f"cannot reach RabbitMQ at {redact_url(url)}: {exc}", file=sys.stderr)
         return 2
     async with connection:
-        if args.command == "list":
-            letters = await inspect(connection, topology, selection)
-            _print_list(letters, as_json=args.json)
-            return 0
-        result = await replay(connection, topology, selection, dry_run=args.dry_run)
+        try:
+            if args.command == "list":
+                letters = await inspect(connection, topology, selection)
+                _print_list(letters, as_json=args.json)
+                return 0
+            result = await replay(connection, topology, selection, dry_run=args.dry_run)
+        except ChannelNotFoundEntity as exc:
+            print(
+                f"{exc.args[0] if exc.args else exc}: is INVOICER_QUEUE_PREFIX "
+                f"({settings.amqp.queue_prefix!r}) right? The service declares its queues "
+                "when it starts.",
+                file=sys.stderr,
+            )
+            return 2
     verb = "would replay" if args.dry_run else "replayed"
     by_reason = ", ".join(f"{r} {n}" for r, n in sorted(result.replayed.items())) or "nothing"
     print(f"{verb} {sum(result.replayed.values())} ({by_reason}); kept {result.kept}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+from uuid import uuid4
 
 import aio_pika
 import pytest
@@ -19,6 +21,7 @@ from consumer.amqp.publisher import (
 )
 from consumer.amqp.topology import Topology, build
 from consumer.dead_letters import Selection, inspect, replay
+from consumer.dead_letters import main as dead_letters_main
 from consumer.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -104,3 +107,18 @@ async def test_list_then_replay_only_the_chosen_reason(
             break
         await asyncio.sleep(0.2)
     assert [d.message_id for d in rest] == ["e3"]
+
+
+def test_cli_names_a_missing_dead_queue(
+    broker_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("INVOICER_AMQP_URL", broker_url)
+    monkeypatch.setenv("INVOICER_QUEUE_PREFIX", f"nothing{uuid4().hex[:8]}")
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    assert dead_letters_main(["list"]) == 2
+    err = capsys.readouterr().err
+    assert "no queue 'nothing" in err
+    assert "INVOICER_QUEUE_PREFIX" in err
