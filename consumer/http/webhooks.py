@@ -152,15 +152,14 @@ class WebhookIngress:
             self._metrics.unknown_webhook_event(envelope.event)
             log.info("webhook %s ignored: event %.64s", envelope.message_id, envelope.event)
             return web.json_response({"status": "ignored"}, status=202)
-        if self._replays.seen(envelope.message_id):
-            self._metrics.webhook_replays.inc()
-            log.info("webhook %s is a replay: already enqueued", envelope.message_id)
-            return web.json_response({"status": "duplicate"})
-        await self._publish_once(
+        if self._replays.seen(envelope.message_id) or not await self._publish_once(
             trigger.model_dump_json(exclude_none=True).encode(),
             routing_key=trigger.event_type,
             message_id=envelope.message_id,
-        )
+        ):
+            self._metrics.webhook_replays.inc()
+            log.info("webhook %s is a replay: already enqueued", envelope.message_id)
+            return web.json_response({"status": "duplicate"})
         self._metrics.webhook_triggers.labels(event_type=trigger.event_type).inc()
         log.info(
             "webhook %s enqueued %s for order %s",
@@ -201,8 +200,8 @@ class WebhookIngress:
             fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()[:5])
             raise _Reject(400, f"envelope invalid: {fields}", signed=True) from None
 
-    async def _publish_once(self, body: bytes, *, routing_key: str, message_id: str) -> None:
-        """Publish with confirm, sharing the outcome with concurrent copies of `message_id`."""
+    async def _publish_once(self, body: bytes, *, routing_key: str, message_id: str) -> bool:
+        """Publish with confirm; False when a concurrent copy of `message_id` published it."""
         pending = self._pending.get(message_id)
         if pending is not None:
             try:
@@ -211,7 +210,7 @@ class WebhookIngress:
                 if pending.cancelled():  # the first request was cancelled, not this one
                     raise _Reject(503, "broker unavailable, retry later", signed=True) from None
                 raise
-            return
+            return False
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending[message_id] = future
         try:
@@ -228,6 +227,7 @@ class WebhookIngress:
             # Only a confirmed trigger counts as seen; a failed one must be taken again.
             self._replays.remember(message_id)
             future.set_result(None)
+            return True
         finally:
             del self._pending[message_id]
             if not future.done():

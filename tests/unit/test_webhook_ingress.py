@@ -52,6 +52,7 @@ class Endpoint(NamedTuple):
     publisher: FakePublisher
     session: aiohttp.ClientSession
     ingress: WebhookIngress
+    metrics: Metrics
 
 
 @pytest.fixture
@@ -62,7 +63,8 @@ async def endpoint() -> AsyncIterator[Endpoint]:
     ingress = WebhookIngress(config, publisher, metrics)
     app = build_app(metrics=metrics, readiness=Ready(), webhook=ingress)
     async with serving(app, "127.0.0.1", 0) as port, aiohttp.ClientSession() as session:
-        yield Endpoint(f"http://127.0.0.1:{port}/webhooks/afosto", publisher, session, ingress)
+        url = f"http://127.0.0.1:{port}/webhooks/afosto"
+        yield Endpoint(url, publisher, session, ingress, metrics)
 
 
 async def _all_arrived(ingress: WebhookIngress, copies: int) -> None:
@@ -80,7 +82,7 @@ async def _post(session: aiohttp.ClientSession, url: str) -> int:
 async def test_concurrent_copies_share_one_publish(
     endpoint: Endpoint,
 ) -> None:
-    url, publisher, session, ingress = endpoint
+    url, publisher, session, ingress, metrics = endpoint
     posts = [asyncio.create_task(_post(session, url)) for _ in range(5)]
     await _all_arrived(ingress, 5)
     publisher.release.set()
@@ -89,12 +91,15 @@ async def test_concurrent_copies_share_one_publish(
     assert len(publisher.calls) == 1
     assert await _post(session, url) == 200
     assert len(publisher.calls) == 1  # the replay window remembers it now
+    sample = metrics.registry.get_sample_value
+    assert sample("invoicer_webhook_triggers_total", {"event_type": "order.shipped"}) == 1
+    assert sample("invoicer_webhook_replays_total") == 5  # four concurrent copies, one replay
 
 
 async def test_a_failed_confirm_is_503_and_not_remembered(
     endpoint: Endpoint,
 ) -> None:
-    url, publisher, session, ingress = endpoint
+    url, publisher, session, ingress, _ = endpoint
     publisher.failing = True
     posts = [asyncio.create_task(_post(session, url)) for _ in range(3)]
     await _all_arrived(ingress, 3)
@@ -112,7 +117,7 @@ async def test_a_failed_confirm_is_503_and_not_remembered(
 async def test_a_publish_that_never_confirms_is_503_within_the_deadline(
     endpoint: Endpoint,
 ) -> None:
-    url, _, session, _ = endpoint  # release never set: the confirm never comes
+    url, _, session, _, _ = endpoint  # release never set: the confirm never comes
     assert await _post(session, url) == 503
 
 
@@ -120,7 +125,7 @@ async def test_secrets_never_reach_the_logs(
     endpoint: Endpoint,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    url, publisher, session, _ = endpoint
+    url, publisher, session, _, _ = endpoint
     caplog.set_level(logging.DEBUG)
     publisher.failing = True
     publisher.release.set()
