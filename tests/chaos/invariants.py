@@ -108,11 +108,7 @@ def pdf_events(o: Observed) -> Check:
 
 
 def nothing_lost(o: Observed) -> Check:
-    processed = o.acked_triggers()
-    dead = {m.message_id for m in o.dead.messages}
-    lost = sorted(
-        {s.message_id for s in o.sent if s.message_id not in processed and s.message_id not in dead}
-    )
+    lost = o.lost_ids()
     distinct = len({s.message_id for s in o.sent})
     detail = f"{len(o.sent)} confirmed source events ({distinct} distinct ids), lost {len(lost)}"
     if unlogged := o.unlogged_ids():
