@@ -29,22 +29,23 @@ async def plan(event: TriggerEvent, deps: Deps, ctx: Context) -> list[Outgoing]:
     deps.crash("after_receive")
     order = await order_or_grace(deps, event.order_id, f"event {event.event_id}")
     now = deps.clock.now()
-    first_seen = event.invoicer_recheck.first_seen if event.invoicer_recheck else now
-    out: list[Outgoing] = []
-    if order.invoiceable_ids:
-        out.append(_intent(order, event, first_seen))
+    state = event.invoicer_recheck
+    first_seen = state.first_seen if state else now
+    intent = _intent(order, event, first_seen) if order.invoiceable_ids else None
+    out: list[Outgoing] = [intent] if intent else []
     waiting = _waiting_for(event, order)
     if waiting:
         deadline = first_seen + deps.recheck_deadline
-        overdue = event.invoicer_recheck is not None and event.invoicer_recheck.overdue
-        if now >= deadline and (overdue or not out):
+        sent = intent.message_id if intent else None
+        # Past the deadline only a new intent earns another look; one the previous look sent
+        # already is invoiced, retrying or dead-lettered on its own, so nothing is dropped.
+        if now >= deadline and (sent is None or sent == (state.last_intent if state else None)):
             raise Permanent(
                 "not_invoiceable",
                 f"order {order.id} after {event.event_type} {event.event_id}: {waiting} "
                 f"still not invoiceable {deps.recheck_deadline} after first seen",
             )
-        # Past the deadline with an intent to send: send it, and look one last time after it.
-        out.append(_recheck(event, first_seen, now, deadline))
+        out.append(_recheck(event, first_seen, now, deadline, sent))
     return out
 
 
@@ -89,12 +90,16 @@ def _waiting_for(event: TriggerEvent, order: Order) -> str:
 
 
 def _recheck(
-    event: TriggerEvent, first_seen: datetime, now: datetime, deadline: datetime
+    event: TriggerEvent,
+    first_seen: datetime,
+    now: datetime,
+    deadline: datetime,
+    sent: str | None,
 ) -> Forward:
     check = event.invoicer_recheck.check + 1 if event.invoicer_recheck else 1
     overdue = now >= deadline
     delay = RECHECK_CAP if overdue else growing_delay(check, first=RECHECK_FIRST, cap=RECHECK_CAP)
-    state = RecheckState(first_seen=first_seen, check=check, overdue=overdue)
+    state = RecheckState(first_seen=first_seen, check=check, last_intent=sent)
     again = event.model_copy(update={"invoicer_recheck": state})
     return Forward(
         "triggers",

@@ -18,7 +18,9 @@ class RecheckState(Internal):
 
     first_seen: AwareDatetime
     check: int = Field(ge=1)
-    overdue: bool = False  # sent past the deadline beside an intent: the last look
+    # message id of the intent sent beside this re-check: past the deadline, finding the same
+    # intent again ends the re-checks (it is on its way already), a new one earns another look
+    last_intent: str | None = None
 
 
 class TriggerEvent(Inbound):

@@ -155,9 +155,38 @@ async def test_past_the_deadline_an_intent_still_goes_out_with_one_last_look() -
     assert isinstance(intent.message, Intent)
     assert isinstance(last.message, TriggerEvent)
     assert last.message.invoicer_recheck is not None
-    assert last.message.invoicer_recheck.overdue
-    with pytest.raises(Permanent) as err:
+    assert last.message.invoicer_recheck.last_intent == intent.message_id
+    with pytest.raises(Permanent) as err:  # the same intent again: it is on its way already
         await plan(last.message, deps, CTX)
+    assert err.value.reason == "not_invoiceable"
+
+
+def _trigger_of(fwd: Forward) -> TriggerEvent:
+    assert isinstance(fwd.message, TriggerEvent)
+    return fwd.message
+
+
+def _items_of(fwd: Forward) -> tuple[str, ...]:
+    assert isinstance(fwd.message, Intent)
+    return fwd.message.item_ids
+
+
+async def test_past_the_deadline_a_new_intent_is_never_dropped() -> None:
+    api = FakeAfosto()
+    order = api.add_order("o1", [], pending={"HANDLE_APPROVAL": ["c1", "c2"]})
+    deps = make_deps(api, recheck_deadline=timedelta(minutes=1))
+    (look,) = forwards(await plan(event(event_type="order.returned"), deps, CTX))
+    api.clock.advance(timedelta(minutes=2))
+    order.pending, order.invoiceable = {"HANDLE_FINISH": ["c1"]}, ["c1"]
+    first, look = forwards(await plan(_trigger_of(look), deps, CTX))
+    await api.invoice_items(["c1"], "inv-c1")
+    order.pending, order.invoiceable = {"HANDLE_FINISH": ["c2"]}, ["c2"]
+    api.clock.advance(timedelta(minutes=5))
+    second, look = forwards(await plan(_trigger_of(look), deps, CTX))
+    assert [_items_of(first), _items_of(second)] == [("c1",), ("c2",)]
+    await api.invoice_items(["c2"], "inv-c2")
+    with pytest.raises(Permanent) as err:  # still pending, nothing new to send: give up loudly
+        await plan(_trigger_of(look), deps, CTX)
     assert err.value.reason == "not_invoiceable"
 
 
