@@ -63,13 +63,16 @@ class SharedLimiter:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Wait out any pause, then hold one of the (possibly reduced) concurrency slots."""
-        pause = self.pause_remaining
-        if pause > 0:
+        seen = self._pause_until
+        if (pause := self.pause_remaining) > 0:
             await self._sleep(pause)
         async with self._changed:
             await self._changed.wait_for(lambda: self._active < self.limit)
             self._active += 1
         try:
+            # A rate limit that came in while this call queued for a slot holds it back too.
+            if self._pause_until > seen and (pause := self.pause_remaining) > 0:
+                await self._sleep(pause)
             yield
         finally:
             async with self._changed:

@@ -157,3 +157,30 @@ async def test_limiter_holds_concurrency_down_while_slowed_then_restores_it() ->
     assert peak == 6
     limiter.succeeded()
     assert limiter.rate_limited(None) == 1.0
+
+
+async def test_a_call_queued_for_a_slot_waits_out_a_rate_limit_that_came_meanwhile() -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    limiter = SharedLimiter(concurrency=1, sleep=sleep, monotonic=lambda: 100.0)
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with limiter.slot():
+            await release.wait()
+
+    async def queued() -> None:
+        async with limiter.slot():
+            pass
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(queued())
+    await asyncio.sleep(0)
+    limiter.rate_limited(3.0)  # the holder's call was refused for rate
+    release.set()
+    await asyncio.gather(held, waiting)
+    assert slept == [3.0]
