@@ -1,4 +1,5 @@
-"""A test-only ConsumerSet over real aio-pika consumers, until the runtime's lands."""
+"""A ConsumerSet over real aio-pika consumers whose handlers the test controls (the service's
+own, consumer/amqp, is exercised end to end in test_health_e2e.py)."""
 
 from __future__ import annotations
 
