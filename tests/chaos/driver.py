@@ -9,6 +9,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,6 +21,8 @@ import sandbox
 from sandbox.simulator import order_data
 from tests.chaos.poison import Attack, attacks, envelope, poison, signed
 from tests.chaos.workload import Plan, Step
+
+_STEP_RNG: ContextVar[random.Random | None] = ContextVar("chaos_step_rng", default=None)
 
 
 @dataclass
@@ -59,25 +62,32 @@ class Driver:
         self._connection, self._exchange_name = connection, exchange
         self._channel: AbstractChannel | None = None
         self._rng = random.Random(f"chaos-driver:{seed}")
+        self._seed = seed
         self.sent: list[Sent] = []
         self.answers: list[Answer] = []
         self.attack_answers: list[Answer] = []
         self.publish_retries = 0
+        self.returns_skipped = 0
         self.unconfirmed: list[str] = []  # never confirmed within 2 minutes (reported)
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self.done_at: float | None = None
 
     def _id(self) -> str:
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        return str(uuid.UUID(int=self._r().getrandbits(128), version=4))
+
+    def _r(self) -> random.Random:
+        """The running step's own random stream: ids and choices do not depend on how the
+        concurrent steps happen to interleave."""
+        return _STEP_RNG.get() or self._rng
 
     async def run(self, t0: float, attack_at: float) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         try:
             self._tasks.append(asyncio.ensure_future(self._attack(t0 + attack_at)))
-            for step in self.plan.steps:
+            for index, step in enumerate(self.plan.steps):
                 await asyncio.sleep(max(0.0, t0 + step.at - time.monotonic()))
-                self._tasks.append(asyncio.ensure_future(self._play(step)))
+                self._tasks.append(asyncio.ensure_future(self._play(step, index)))
             await asyncio.gather(*self._tasks)
         finally:
             await self._session.close()
@@ -157,7 +167,8 @@ class Driver:
 
     # -- steps -----------------------------------------------------------------------------
 
-    async def _play(self, step: Step) -> None:
+    async def _play(self, step: Step, index: int) -> None:
+        _STEP_RNG.set(random.Random(f"chaos-driver:{self._seed}:{index}"))
         store = self.sb.store
         if step.kind == "ship":
             await self._fact(step, "order.shipped", self._ship(step.order_id, step.part))
@@ -215,18 +226,24 @@ class Driver:
         store, ledger = self.sb.store, self.sb.ledger
         order = store.get_order(step.order_id)
         shipped = [u.id for line in order.lines for u in line.units if u.shipped and not u.returned]
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         # The ledger has no event to wait on; poll it.
         while any(i not in ledger.item_invoices for i in shipped) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.5)
-        chosen = shipped[: max(1, len(shipped) // 2)]
+        # Returning a unit before it is invoiced takes it out of INVOICE, and its shipment
+        # event then rightly ends as not_invoiceable: return only invoiced units.
+        invoiced = [i for i in shipped if i in ledger.item_invoices]
+        if not invoiced:
+            self.returns_skipped += 1
+            return
+        chosen = invoiced[: max(1, len(invoiced) // 2)]
         returned = store.return_units(step.order_id, chosen)
-        early = self._rng.random() < 0.5
+        early = self._r().random() < 0.5
         if not early:
             store.approve(step.order_id)
         await self._fact(step, "order.returned", returned)
         if early:  # the event arrives before Afosto approved: plan must re-check later
-            await asyncio.sleep(self._rng.uniform(1, 4))
+            await asyncio.sleep(self._r().uniform(1, 4))
             store.approve(step.order_id)
 
     # -- HTTP ------------------------------------------------------------------------------
@@ -252,7 +269,7 @@ class Driver:
 
     async def probe_webhook(self) -> None:
         """A valid ORDER_UPDATED delivery right now (the injector sends one into each outage)."""
-        order = self.sb.store.get_order(self._rng.choice(self.plan.orders))
+        order = self.sb.store.get_order(self._r().choice(self.plan.orders))
         message_id = f"msg_{self._id()}"
         body = envelope("ORDER_UPDATED", message_id, order.id, order_data(order))
         await self._webhook(message_id, body, order.id)

@@ -58,6 +58,7 @@ def figures(result: Result) -> dict[str, Any]:
         "events_planned": dict(plan.counts),
         "events_confirmed": dict(Counter(s.kind for s in o.sent)),
         "publish_retries": result.driver.publish_retries,
+        "returns_skipped_not_invoiced_in_120s": result.driver.returns_skipped,
         "faults": dict(Counter(f.kind for f in result.injector.faults)),
         "crash_points_fired": sorted(
             f.detail.split(": ")[1].split(" ")[0]
