@@ -175,6 +175,7 @@ def test_scaledobject_watches_the_trigger_and_intent_queues_over_http() -> None:
         assert t["metadata"]["mode"] == "QueueLength"
         assert t["authenticationRef"]["name"] == auth
     assert scaled["spec"]["minReplicaCount"] >= 2, "keep the PodDisruptionBudget satisfiable"
+    assert "replicas" not in one("Deployment")["spec"], "apply would fight the autoscaler"
 
 
 def test_compose_wires_real_settings_and_the_definitions() -> None:
