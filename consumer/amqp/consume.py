@@ -7,7 +7,8 @@ parse → handle → publish the handler's outputs in order, each confirmed → 
 - Systemic: park the delivery back on its own queue untouched (same attempt; a fresh publish, so
   the quorum queue's delivery limit is not spent by an outage) and tell the controller, which
   pauses consumption.
-- PublishFailed (the broker did not confirm what we had to publish): nack with requeue.
+- PublishFailed (the broker did not confirm what we had to publish), or a bug outside the
+  handler: reject with requeue, a failed delivery that the queue's x-delivery-limit counts.
 An intent or PDF check for an invoice this process already announced is acked as a duplicate
 without calling Afosto (see dedupe.py).
 """
@@ -26,7 +27,7 @@ from pydantic import BaseModel
 
 from consumer.amqp.dedupe import Confirmed, OneAtATime
 from consumer.amqp.outcome import Fate, Outcome, count_event, record
-from consumer.amqp.publisher import ATTEMPT_HEADER, Publisher, PublishFailed
+from consumer.amqp.publisher import ATTEMPT_HEADER, Publisher, PublishFailed, type_name
 from consumer.amqp.topology import Topology
 from consumer.metrics import Metrics
 from handlers.errors import DeadReason, Permanent, RateLimited, Systemic, Transient
@@ -150,9 +151,10 @@ class Processor:
             try:
                 fate = await self._decide(message, route, queue, attempt, summary)
             except PublishFailed as exc:
-                fate = Fate("requeued", "publish_failed", str(exc))
-                await asyncio.sleep(REQUEUE_PAUSE)
-                await _settle(message.nack(requeue=True))
+                fate = await _give_back(message, "publish_failed", str(exc))
+            except Exception as exc:  # say, an output that does not serialise: never leak it
+                log.exception("unexpected error settling a %s delivery", route.stage)
+                fate = await _give_back(message, "unexpected", f"{type_name(exc)}: {exc}")
             finally:
                 if gauge:
                     gauge.dec()
@@ -288,6 +290,17 @@ class Processor:
         await self._publisher.dead_letter(message, source_queue=queue, reason=reason, detail=detail)
         await _settle(message.ack())
         return Fate("dead_lettered", reason, detail)
+
+
+async def _give_back(message: AbstractIncomingMessage, reason: str, detail: str) -> Fate:
+    """Return the delivery to its queue as a failed attempt.
+
+    reject, not nack: RabbitMQ 4.3+ counts only rejects toward x-delivery-limit, and an
+    unsettled delivery would hold its prefetch slot until the channel closes.
+    """
+    await asyncio.sleep(REQUEUE_PAUSE)
+    await _settle(message.reject(requeue=True))
+    return Fate("requeued", reason, detail)
 
 
 async def _settle(action: Awaitable[object]) -> None:

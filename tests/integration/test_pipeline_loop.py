@@ -3,17 +3,14 @@ what the message body says (succeed, fail transiently, fail for good, delay, exp
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 from collections import Counter
 from datetime import timedelta
-from typing import Any
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 
 from consumer.amqp.publisher import (
     ATTEMPT_HEADER,
@@ -23,7 +20,13 @@ from consumer.amqp.publisher import (
 )
 from handlers.errors import Permanent, Systemic, Transient
 from handlers.ports import Context, Deps, Emit, Forward, Outgoing, Route
-from tests.integration.pipeline_support import capture, dead_letters, eventually, service
+from tests.integration.pipeline_support import (
+    capture,
+    collect_dead,
+    dead_letters,
+    eventually,
+    service,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup", "no_crash_env")]
 
@@ -38,6 +41,14 @@ class Done(BaseModel):
     id: str
     attempt: int
     hops: int
+
+
+class Unserialisable(BaseModel):
+    id: str
+
+    @field_serializer("id")
+    def _refuse(self, value: str) -> str:
+        raise RuntimeError("this output cannot be serialised")
 
 
 calls: Counter[str] = Counter()
@@ -61,6 +72,8 @@ async def handle(message: BaseModel, deps: Deps, ctx: Context) -> list[Outgoing]
     )
     if message.do == "ok":
         return [done]
+    if message.do == "unserialisable":
+        return [Emit(Unserialisable(id=message.id), message.id, "job.done", message.id)]
     if message.do == "flaky" and ctx.attempt < 3:
         raise Transient("flaky backend")
     if message.do == "flaky":
@@ -179,26 +192,20 @@ async def test_systemic_returns_the_delivery_and_pauses(
     assert await dead_letters(amqp, f"{prefix}.dead") == []
 
 
-async def test_unroutable_output_is_never_acked(
-    service_env: dict[str, str], amqp: AbstractRobustConnection, prefix: str
+@pytest.mark.parametrize("do", ["ok", "unserialisable"])
+async def test_an_output_that_cannot_be_published_is_never_acked(
+    service_env: dict[str, str], amqp: AbstractRobustConnection, prefix: str, do: str
 ) -> None:
-    """No queue on the output exchange: the event cannot be confirmed, so the delivery goes
-    back; after x-delivery-limit the broker itself moves it to the dead queue."""
+    """No queue on the output exchange (the event cannot be confirmed), or a bug outside the
+    handler: the delivery goes back as a failed attempt, never acked and never left unsettled;
+    after x-delivery-limit the broker itself moves it to the dead queue."""
     calls.clear()
     env = _env(service_env, INVOICER_DELIVERY_LIMIT="2")
     async with service(env, routes=ROUTES, http=False):
-        await _send(amqp, f"{prefix}.in", Job(id="u", do="ok").model_dump_json().encode(), "u")
-        found: list[Any] = []
-
-        async def dead() -> bool:
-            found.extend(await dead_letters(amqp, f"{prefix}.dead"))
-            return bool(found)
-
-        deadline = time.monotonic() + 20
-        while not await dead():
-            await asyncio.sleep(0.1)
-            assert time.monotonic() < deadline, "delivery limit never dead-lettered the message"
-        assert found[0].message_id == "u"
-        assert DEAD_REASON_HEADER not in found[0].headers  # the broker's doing, not ours
-        assert calls["u"] >= 2
-        assert json.loads(json.dumps(found[0].body))["id"] == "u"
+        await _send(amqp, f"{prefix}.in", Job(id="u", do=do).model_dump_json().encode(), "u")
+        (found,) = await collect_dead(amqp, f"{prefix}.dead", 1)
+    assert found.message_id == "u"
+    assert DEAD_REASON_HEADER not in found.headers  # the broker's doing, not ours
+    assert found.headers["x-first-death-reason"] == "delivery_limit"
+    assert calls["u"] >= 2
+    assert found.body["id"] == "u"
