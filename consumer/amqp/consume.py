@@ -27,7 +27,13 @@ from pydantic import BaseModel
 
 from consumer.amqp.dedupe import Confirmed, OneAtATime
 from consumer.amqp.outcome import Fate, Outcome, count_event, record
-from consumer.amqp.publisher import ATTEMPT_HEADER, Publisher, PublishFailed, type_name
+from consumer.amqp.publisher import (
+    ATTEMPT_HEADER,
+    Publisher,
+    PublishFailed,
+    carried_headers,
+    type_name,
+)
 from consumer.amqp.topology import Topology
 from consumer.metrics import Metrics
 from handlers.errors import DeadReason, Permanent, RateLimited, Systemic, Transient
@@ -37,8 +43,6 @@ from schemas.outbound import InvoiceCreated, PdfReady
 
 log = logging.getLogger("consumer.pipeline")
 
-# Set by the broker (dead-lettering, quorum redelivery); a retry copy must start clean.
-BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
 # Returned to the queue too fast, an unroutable output would spin; a short pause bounds that.
 REQUEUE_PAUSE = 0.5
 
@@ -265,11 +269,7 @@ class Processor:
         delay: timedelta | None,
     ) -> timedelta | None:
         """Publish the delivery again to its stage as `attempt` (through a tier if delayed), ack."""
-        headers = {
-            k: v
-            for k, v in (message.headers or {}).items()
-            if isinstance(v, str | int) and not k.startswith(BROKER_HEADERS)
-        }
+        headers = carried_headers(message)
         headers[ATTEMPT_HEADER] = attempt
         tier = await self._publisher.to_stage(
             route.stage,

@@ -29,6 +29,15 @@ DEAD_DETAIL_HEADER = "invoicer-dead-detail"
 SOURCE_QUEUE_HEADER = "invoicer-source-queue"
 REOPEN_POLL = 0.02
 MAX_DETAIL = 1000  # header values travel with every copy; keep them readable, not huge
+# Set by RabbitMQ (dead-lettering, quorum delivery counts). Since 3.13 x- headers belong to the
+# broker and 4.x ignores them from publishers, so a copy we publish starts without them.
+BROKER_HEADERS = (
+    "x-death",
+    "x-first-death-",
+    "x-last-death-",
+    "x-delivery-count",
+    "x-acquired-count",
+)
 
 HeaderValue = str | int | float | bool | bytes | datetime | None
 Role = Literal["output", "input", "internal"]
@@ -182,7 +191,7 @@ class Publisher:
         detail: str,
     ) -> None:
         """Copy `message` (body, properties, headers) to the dead queue with why it died."""
-        headers = {k: v for k, v in (message.headers or {}).items() if _plain(v)}
+        headers = carried_headers(message)
         headers[DEAD_REASON_HEADER] = reason
         headers[DEAD_DETAIL_HEADER] = detail[:MAX_DETAIL]
         headers[SOURCE_QUEUE_HEADER] = source_queue
@@ -198,8 +207,17 @@ class Publisher:
         )
 
 
+def carried_headers(message: AbstractIncomingMessage) -> dict[str, HeaderValue]:
+    """The headers a retry or dead copy keeps: plain values, none the broker sets."""
+    return {
+        k: v
+        for k, v in (message.headers or {}).items()
+        if _plain(v) and not k.startswith(BROKER_HEADERS)
+    }
+
+
 def _plain(value: object) -> TypeGuard[HeaderValue]:
-    # Table values we copy verbatim; nested tables (e.g. x-death) stay behind.
+    # Nested tables and arrays are the broker's bookkeeping; they stay behind.
     return isinstance(value, str | int | float | bool | bytes | datetime) or value is None
 
 
