@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import (
     AfterValidator,
@@ -107,6 +107,11 @@ class AmqpSettings(_Group):
         parts = urlsplit(value.get_secret_value())
         if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
             raise ValueError("must be an amqp:// or amqps:// URL with a host")
+        try:
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            # Caught here, a bad port would surface later from aiormq, naming no setting.
+            raise ValueError("has a port that is not a number between 0 and 65535") from None
         return value
 
     @field_validator("wait_tiers")
@@ -228,12 +233,15 @@ class Settings(BaseSettings):
         return (init_settings, FlatSource(settings_cls, env_fields(cls, ENV_PREFIX), flat))
 
     def secret_values(self) -> list[str]:
-        """Every secret value in force (API key, webhook secrets, AMQP password), for redaction."""
+        """Every secret in force (API key, webhook secrets, passwords in URLs), for redaction."""
         values = [self.afosto.api_key.get_secret_value()]
         values += [s.get_secret_value() for s in self.webhook.secrets]
         url = self.amqp.url.get_secret_value()
-        values += [url, urlsplit(url).password or ""]
-        return [v for v in values if v]
+        # Libraries may echo a password as written or percent-decoded; mask both spellings.
+        for password in (urlsplit(url).password, urlsplit(self.afosto.url).password):
+            values += [password or "", unquote(password or "")]
+        values.append(url)
+        return list(dict.fromkeys(v for v in values if v))
 
 
 class SettingsError(Exception):

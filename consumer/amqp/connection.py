@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
@@ -35,9 +35,10 @@ async def connect(amqp: AmqpSettings, *, name: str = "invoicer") -> AbstractRobu
         )
     except Exception as exc:
         detail = str(exc).replace(url, safe)
-        password = _password(url)
-        if password:
-            detail = detail.replace(password, "***")
+        password = urlsplit(url).password
+        # As written or percent-decoded: either spelling may come back in a library's message.
+        for spelling in {password, unquote(password)} if password else set():
+            detail = detail.replace(spelling, "***")
         raise BrokerUnavailable(
             f"cannot connect to RabbitMQ at {safe}: {type(exc).__name__} {detail}".strip()
         ) from None
@@ -45,10 +46,6 @@ async def connect(amqp: AmqpSettings, *, name: str = "invoicer") -> AbstractRobu
     connection.close_callbacks.add(_lost)
     log.info("connected to RabbitMQ", extra={"broker": safe})
     return connection
-
-
-def _password(url: str) -> str | None:
-    return urlsplit(url).password
 
 
 def _reconnected(connection: Any) -> None:

@@ -69,6 +69,15 @@ def test_secrets_never_show_in_repr() -> None:
     assert set(s.secret_values()) >= {"hunter22", "key-123456", "whsec-abcdef"}
 
 
+def test_passwords_in_urls_are_secrets_in_both_spellings() -> None:
+    env = {
+        "INVOICER_AMQP_URL": "amqp://u:hunter%4022@rabbit/",
+        "INVOICER_AFOSTO_URL": "https://proxy:pr0xy-pass@afosto.example/graphql",
+    }
+    values = set(load_settings(env, env_file=None).secret_values())
+    assert values >= {"hunter%4022", "hunter@22", "pr0xy-pass"}
+
+
 def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("INVOICER_QUEUE_PREFIX=fromfile\nINVOICER_HTTP_PORT=9001\n")
@@ -95,6 +104,8 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ("INVOICER_AFOSTO_TIMEOUT", "-1", "INVOICER_AFOSTO_TIMEOUT: must be between"),
         ("INVOICER_AFOSTO_URL", "ftp://x", "INVOICER_AFOSTO_URL: must be an http:// or https://"),
         ("INVOICER_AMQP_URL", "http://u:pw-secret@h/", "INVOICER_AMQP_URL: must be an amqp://"),
+        ("INVOICER_AMQP_URL", "amqp://u:pw-secret@h:99999/", "INVOICER_AMQP_URL: has a port"),
+        ("INVOICER_AMQP_URL", "amqp://u:pw-secret@h:abc/", "INVOICER_AMQP_URL: has a port"),
         ("INVOICER_LOG_FORMAT", "xml", "INVOICER_LOG_FORMAT: Input should be 'json' or 'text'"),
         ("INVOICER_LOG_LEVEL", "loud", "INVOICER_LOG_LEVEL: Input should be"),
         ("INVOICER_QUEUE_PREFIX", "a b", "INVOICER_QUEUE_PREFIX: String should match pattern"),
