@@ -4,12 +4,13 @@ subprocess, wait for conditions without fixed sleeps."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,14 +122,24 @@ async def collect_dead(
 
 
 async def eventually(
-    check: Callable[[], bool], *, within: float = 20.0, what: str = "condition"
+    check: Callable[[], bool | Awaitable[bool]], *, within: float = 20.0, what: str = "condition"
 ) -> None:
-    """Poll `check` until true; fail naming `what` after `within` seconds."""
+    """Poll `check` (plain or async) until true; fail naming `what` after `within` seconds."""
     deadline = time.monotonic() + within
-    while not check():
+    while True:
+        result = check()
+        if await result if inspect.isawaitable(result) else result:
+            return
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def all_delivered(connection: AbstractRobustConnection, queue: str) -> bool:
+    """True once `queue` holds no ready message: everything in it went to a consumer."""
+    async with connection.channel() as channel:
+        declared = await channel.declare_queue(queue, passive=True)
+    return declared.declaration_result.message_count == 0
 
 
 @asynccontextmanager

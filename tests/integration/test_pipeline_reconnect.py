@@ -54,12 +54,10 @@ async def test_consumers_come_back_after_the_connection_drops(
             await afosto.simulator.ship(order.id)  # arrives while the service is cut off
             await proxy.restore()
 
-            for _ in range(200):
-                if await _consumers(amqp, queues) == dict.fromkeys(queues, 1):
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("consumers were not restored after the reconnect")
+            async def restored() -> bool:
+                return await _consumers(amqp, queues) == dict.fromkeys(queues, 1)
+
+            await eventually(restored, what="consumers restored after the reconnect")
             await eventually(lambda: all(app.consumers.registered().values()), what="our view")
             await eventually(lambda: settled(afosto, out), within=30, what="the second invoice")
             checks = {c.name: c.ok for c in await app.controller.readiness()}

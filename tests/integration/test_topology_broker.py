@@ -15,6 +15,7 @@ from aio_pika.abc import AbstractRobustConnection
 from consumer.amqp.declare import declare
 from consumer.amqp.topology import build, definitions
 from consumer.settings import Settings
+from tests.integration.pipeline_support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup")]
 
@@ -62,12 +63,8 @@ async def test_imported_definitions_match_what_the_service_declares(
             return False
         return True
 
-    for _ in range(100):  # the import runs asynchronously in the broker
-        if await imported():
-            break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError("the broker never imported the definitions")
+    # The import runs asynchronously in the broker.
+    await eventually(imported, what="the broker to import the definitions")
     async with amqp.channel() as channel:
         queues = await declare(channel, build(settings.amqp))
     assert len(queues) == len(definitions(settings.amqp)["queues"])
