@@ -109,3 +109,45 @@ def render(result: Result) -> str:
     passed = sum(c.ok for c in result.checks)
     lines.append(f"{passed} passed, {len(result.checks) - passed} failed")
     return "\n".join(lines)
+
+
+def markdown(result: Result, command: str) -> str:
+    """The results section of docs/reliability.md for this run."""
+    f = figures(result)
+    recovery = "; ".join(
+        f"{k}: median {v['median']} s, max {v['max']} s (n={v['n']})"
+        for k, v in sorted(f["recovery_s"].items())
+    )
+
+    def joined(table: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(table.items()))
+
+    lives, calls = f["process_lives"], f["mutation_calls"]
+    rows = [
+        ("command", f"`{command}`"),
+        ("broker faults", f["broker_faults"]),
+        ("orders / processes", f"{f['orders']} / {f['processes']} ({lives} process lives)"),
+        ("confirmed source events", joined(f["events_confirmed"])),
+        ("faults injected", joined(f["faults"])),
+        ("crash points reached", ", ".join(sorted(set(f["crash_points_fired"])))
+         + f" ({len(f['crash_points_fired'])} crashes)"),
+        ("Afosto calls / faults served", f"{f['api_calls']} / {f['api_faults_served']}"),
+        ("invoices (credit)", f"{f['invoices']} ({f['credit_invoices']})"),
+        ("mutation calls per invoice", f"{f['mutation_calls_per_invoice']} ({calls} calls)"),
+        ("duplicate `invoice.created` deliveries", str(f["duplicate_invoice_created"])),
+        ("dead letters by reason", joined(f["dead_letters"])),
+        ("recovery after each fault", recovery),
+        ("last event after the last fault", f"{f['last_event_after_last_fault_s']} s"),
+        ("RSS growth (largest, one process)", f"{f['rss_growth_mb']} MB"),
+        ("lost", str(f["lost"])),
+        ("double-invoiced", str(f["double_invoiced"])),
+        ("wall time", f"{f['durations_s']['total']} s"),
+    ]  # fmt: skip
+    lines = [f"### {f['tier']}, seed {f['seed']}", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    lines += ["", "```"]
+    lines += [
+        f"{'PASS' if c.ok else 'FAIL'} {c.number}. {c.name}: {c.detail}" for c in result.checks
+    ]
+    lines += [render(result).splitlines()[-1], "```", ""]
+    return "\n".join(lines)

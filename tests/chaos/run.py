@@ -12,7 +12,7 @@ from typing import cast
 
 from tests.chaos.broker import BROKER_MODES, BrokerMode
 from tests.chaos.harness import run
-from tests.chaos.report import figures, render
+from tests.chaos.report import figures, markdown, render
 from tests.chaos.tiers import TIERS
 
 # Broker-wide faults (rabbitmqctl stop_app, kill -9) hit everyone on the broker; "proxy" keeps
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="default: the tier's own seed")
     parser.add_argument("--broker", choices=BROKER_MODES, default=DEFAULT_BROKER_MODE)
     parser.add_argument("--json", default=None, help="also write the figures and checks here")
+    parser.add_argument("--markdown", default=None, help="also write the results as Markdown")
     args = parser.parse_args(argv)
     tier = TIERS[args.tier]
     if args.seed is not None:
@@ -38,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         doc = {"figures": figures(result), "checks": [c.__dict__ for c in result.checks]}
         with open(args.json, "w") as fh:
             json.dump(doc, fh, indent=2, default=str)
+    if args.markdown:
+        command = "python -m tests.chaos.run " + " ".join(
+            argv if argv is not None else sys.argv[1:]
+        )
+        with open(args.markdown, "w") as fh:
+            fh.write(markdown(result, command))
     return 1 if result.failed else 0
 
 
