@@ -18,6 +18,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
+import sandbox
 from consumer.app import App, running
 from consumer.settings import load_settings
 
@@ -213,3 +214,47 @@ class ServiceProcess:
 
     def log_tail(self, n: int = 40) -> str:
         return "\n".join(self.lines[-n:])
+
+
+def settled(sb: sandbox.Sandbox, out: Capture) -> bool:
+    """Every invoiceable item is invoiced, and every invoice was announced with its PDF."""
+    invoices = {i.id for i in sb.ledger.invoices}
+    created = {m.body["invoice"]["id"] for m in out.of("invoice.created")}
+    ready = {m.body["invoice_id"] for m in out.of("invoice.pdf_ready")}
+    missing = any(sb.ledger.never_invoiced().values())
+    return not missing and invoices == created == ready
+
+
+# Fields a repeated event may legitimately vary in: the trigger it answered, and for
+# invoice.pdf_ready the moment the check that saw the PDF was due.
+_MAY_VARY = {
+    "invoice.created": {"correlation_id"},
+    "invoice.pdf_ready": {"correlation_id", "occurred_at"},
+}
+
+
+def assert_exactly_once(sb: sandbox.Sandbox, out: Capture) -> None:
+    """Each item invoiced once; each fact announced under one event_id (= message_id)."""
+    assert sb.ledger.invoiced_more_than_once() == {}
+    assert not any(sb.ledger.never_invoiced().values())
+    created = [m.body["invoice"]["id"] for m in out.of("invoice.created")]
+    assert sorted(set(created)) == sorted(i.id for i in sb.ledger.invoices)
+    for kind, may_vary in _MAY_VARY.items():
+        # Copies share the deterministic event_id, so a consumer deduping on it sees one fact.
+        first: dict[str, dict[str, Any]] = {}
+        for m in out.of(kind):
+            assert m.message_id == m.body["event_id"]
+            body = {k: v for k, v in m.body.items() if k not in may_vary}
+            assert first.setdefault(m.body["event_id"], body) == body, f"{kind} copies differ"
+        assert len(first) == len(sb.ledger.invoices), kind
+
+
+async def finish_with_fresh_process(
+    env: Mapping[str, str], sb: sandbox.Sandbox, out: Capture, *, within: float = 30.0
+) -> None:
+    """A clean `invoicer run` finishes what is left, then drains and exits 0."""
+    survivor = await ServiceProcess(env).start()
+    try:
+        await eventually(lambda: settled(sb, out), within=within, what="the work left over")
+    finally:
+        assert await survivor.terminate() == 0, survivor.log_tail()

@@ -13,8 +13,13 @@ from aio_pika.abc import AbstractRobustConnection
 import sandbox
 from handlers.ids import intent_message_id
 from schemas.internal import Intent
-from tests.integration.pipeline_support import capture, eventually, service
-from tests.integration.test_pipeline_scenarios import assert_exactly_once, settled
+from tests.integration.pipeline_support import (
+    assert_exactly_once,
+    capture,
+    eventually,
+    service,
+    settled,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup", "no_crash_env")]
 

@@ -14,13 +14,14 @@ import sandbox
 from consumer.amqp.publisher import ATTEMPT_HEADER, DEAD_REASON_HEADER, SOURCE_QUEUE_HEADER
 from tests.conftest import sandbox_options
 from tests.integration.pipeline_support import (
+    assert_exactly_once,
     capture,
     collect_dead,
     dead_letters,
     eventually,
     service,
+    settled,
 )
-from tests.integration.test_pipeline_scenarios import assert_exactly_once, settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup", "no_crash_env")]
 

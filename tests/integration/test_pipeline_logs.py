@@ -9,8 +9,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 import sandbox
-from tests.integration.pipeline_support import ServiceProcess, capture, eventually
-from tests.integration.test_pipeline_scenarios import settled
+from tests.integration.pipeline_support import ServiceProcess, capture, eventually, settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup", "no_crash_env")]
 

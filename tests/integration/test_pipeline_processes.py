@@ -17,12 +17,14 @@ from tests.integration.pipeline_support import (
     Captured,
     ServiceProcess,
     all_delivered,
+    assert_exactly_once,
     capture,
     dead_letters,
     eventually,
+    finish_with_fresh_process,
     service,
+    settled,
 )
-from tests.integration.test_pipeline_scenarios import assert_exactly_once, settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup", "no_crash_env")]
 
@@ -45,11 +47,7 @@ async def test_a_crash_at_any_point_loses_nothing_and_doubles_nothing(
             await doomed.kill()
         assert code == EXIT_CODE, doomed.log_tail()
         assert f"INVOICER_CRASH_AT={point} reached" in "\n".join(doomed.lines)
-        survivor = await ServiceProcess(full_env).start()
-        try:
-            await eventually(lambda: settled(afosto, out), within=30, what="recovery")
-        finally:
-            assert await survivor.terminate() == 0, survivor.log_tail()
+        await finish_with_fresh_process(full_env, afosto, out)
     assert_exactly_once(afosto, out)
     assert len(afosto.ledger.invoices) == 1
     assert await dead_letters(amqp, f"{prefix}.dead") == []
@@ -79,11 +77,7 @@ async def test_a_crash_around_the_mutation_is_safe_in_lenient_mode(
                 assert await doomed.wait(within=30) == EXIT_CODE, doomed.log_tail()
             finally:
                 await doomed.kill()
-            survivor = await ServiceProcess(env).start()
-            try:
-                await eventually(lambda: settled(sb, out), within=30, what="recovery")
-            finally:
-                assert await survivor.terminate() == 0, survivor.log_tail()
+            await finish_with_fresh_process(env, sb, out)
         assert_exactly_once(sb, out)
         assert len(sb.ledger.invoices) == 1
 
@@ -143,11 +137,7 @@ async def test_sigterm_under_load_drains_and_loses_nothing(
         log = "\n".join(first.lines)
         assert "drained" in log, first.log_tail()
         assert not settled(afosto, out)  # the signal really landed mid-load
-        second = await ServiceProcess(full_env).start()
-        try:
-            await eventually(lambda: settled(afosto, out), within=60, what="the rest")
-        finally:
-            assert await second.terminate() == 0, second.log_tail()
+        await finish_with_fresh_process(full_env, afosto, out, within=60)
     assert_exactly_once(afosto, out)
     assert len(afosto.ledger.invoices) == 20
 
@@ -173,11 +163,7 @@ async def test_a_stuck_drain_is_cut_off_at_the_deadline_and_nothing_is_lost(
             await first.kill()
         assert "drain deadline passed" in "\n".join(first.lines), first.log_tail()
         afosto.faults.configure(latency_ms=0.0)
-        second = await ServiceProcess(full_env).start()
-        try:
-            await eventually(lambda: settled(afosto, out), within=30, what="the requeued work")
-        finally:
-            assert await second.terminate() == 0, second.log_tail()
+        await finish_with_fresh_process(full_env, afosto, out)
     assert_exactly_once(afosto, out)
     assert len(afosto.ledger.invoices) == 3
 
@@ -204,11 +190,7 @@ async def test_a_second_sigterm_exits_at_once_and_nothing_is_lost(
         finally:
             await first.kill()
         afosto.faults.configure(latency_ms=0.0)
-        second = await ServiceProcess(full_env).start()
-        try:
-            await eventually(lambda: settled(afosto, out), within=30, what="the requeued work")
-        finally:
-            assert await second.terminate() == 0, second.log_tail()
+        await finish_with_fresh_process(full_env, afosto, out)
     assert_exactly_once(afosto, out)
 
 

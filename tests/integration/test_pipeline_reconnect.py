@@ -10,8 +10,13 @@ from aio_pika.abc import AbstractRobustConnection
 
 import sandbox
 from tests.integration.http_support import TcpProxy
-from tests.integration.pipeline_support import capture, eventually, service
-from tests.integration.test_pipeline_scenarios import assert_exactly_once, settled
+from tests.integration.pipeline_support import (
+    assert_exactly_once,
+    capture,
+    eventually,
+    service,
+    settled,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup", "no_crash_env")]
 

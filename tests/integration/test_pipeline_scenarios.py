@@ -13,28 +13,16 @@ from aio_pika.abc import AbstractRobustConnection
 
 import sandbox
 from tests.conftest import sandbox_options
-from tests.integration.pipeline_support import Capture, capture, eventually, service
+from tests.integration.pipeline_support import (
+    Capture,
+    assert_exactly_once,
+    capture,
+    eventually,
+    service,
+    settled,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup", "no_crash_env")]
-
-
-def settled(sb: sandbox.Sandbox, out: Capture) -> bool:
-    """Every invoiceable item is invoiced, and every invoice was announced with its PDF."""
-    invoices = {i.id for i in sb.ledger.invoices}
-    created = {m.body["invoice"]["id"] for m in out.of("invoice.created")}
-    ready = {m.body["invoice_id"] for m in out.of("invoice.pdf_ready")}
-    missing = any(sb.ledger.never_invoiced().values())
-    return not missing and invoices == created == ready
-
-
-def assert_exactly_once(sb: sandbox.Sandbox, out: Capture) -> None:
-    assert sb.ledger.invoiced_more_than_once() == {}
-    assert not any(sb.ledger.never_invoiced().values())
-    created = [m.body["invoice"]["id"] for m in out.of("invoice.created")]
-    assert sorted(set(created)) == sorted(i.id for i in sb.ledger.invoices)
-    # Duplicates on the output side share the deterministic event_id, so consumers dedupe.
-    by_event = {m.body["event_id"]: m.body["invoice"]["id"] for m in out.of("invoice.created")}
-    assert len(by_event) == len(sb.ledger.invoices)
 
 
 def _order_queries(sb: sandbox.Sandbox) -> int:
