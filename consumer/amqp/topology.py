@@ -13,6 +13,7 @@ Message paths, with `<p>` the queue prefix:
 Portable across RabbitMQ 3.10+ and 4.x: every quorum argument whose default differs is set
 explicitly (4.x defaults x-delivery-limit to 20), dead-lettering is at-least-once, nothing reads
 x-death (4.x no longer trusts it from clients) and no global QoS (quorum queues refuse it).
+docs/rabbitmq.md has the sources, and what changes with 4.3.
 """
 
 from __future__ import annotations
