@@ -34,9 +34,10 @@ from consumer.amqp.publisher import (
     carried_headers,
     type_name,
 )
+from consumer.amqp.retries import attempt_of, retry_delay
 from consumer.amqp.topology import Topology
 from consumer.metrics import Metrics
-from handlers.errors import DeadReason, Permanent, RateLimited, Systemic, Transient
+from handlers.errors import DeadReason, Permanent, Systemic, Transient
 from handlers.ports import Context, CrashPoint, Deps, Emit, Forward, Outgoing, Route, no_crash
 from schemas.internal import Intent
 from schemas.outbound import InvoiceCreated, PdfReady
@@ -57,25 +58,6 @@ class LoopConfig:
 
 def _dedupe_key(stage: str, invoice_id: str | None) -> str | None:
     return f"{stage}:{invoice_id}" if invoice_id and stage in ("intents", "pdf") else None
-
-
-def attempt_of(message: AbstractIncomingMessage) -> int:
-    """Our own attempt counter (1 on first delivery); x-death is never consulted."""
-    value = (message.headers or {}).get(ATTEMPT_HEADER)
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
-    try:
-        return max(1, int(str(value))) if value is not None else 1
-    except ValueError:
-        return 1
-
-
-def retry_delay(base: timedelta, attempt: int, error: Transient) -> timedelta:
-    """base · 2^(attempt−1), and never sooner than a rate limit asked for."""
-    delay: timedelta = base * 2 ** max(attempt - 1, 0)
-    if isinstance(error, RateLimited) and error.retry_after:
-        delay = max(delay, timedelta(seconds=error.retry_after))
-    return delay
 
 
 class Processor:
@@ -293,11 +275,9 @@ class Processor:
 
 
 async def _give_back(message: AbstractIncomingMessage, reason: str, detail: str) -> Fate:
-    """Return the delivery to its queue as a failed attempt.
-
-    reject, not nack: RabbitMQ 4.3+ counts only rejects toward x-delivery-limit, and an
-    unsettled delivery would hold its prefetch slot until the channel closes.
-    """
+    """Return the delivery to its queue as a failed attempt, counted by x-delivery-limit."""
+    # reject, not nack: RabbitMQ 4.3+ counts only rejects toward the limit (docs/rabbitmq.md).
+    # Left unsettled instead, the delivery would hold its prefetch slot until the channel closes.
     await asyncio.sleep(REQUEUE_PAUSE)
     await _settle(message.reject(requeue=True))
     return Fate("requeued", reason, detail)

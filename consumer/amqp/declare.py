@@ -25,11 +25,9 @@ class TopologyMismatch(Exception):
 
 
 async def declare(channel: AbstractChannel, topology: Topology) -> dict[str, AbstractQueue]:
-    """Declare every exchange, queue and binding; returns the queues by name.
-
-    Declaring is idempotent. An entity that exists with other arguments (say, another
-    x-delivery-limit) raises TopologyMismatch naming it: the operator migrates it deliberately.
-    """
+    """Declare every exchange, queue and binding (idempotent); returns the queues by name."""
+    # An entity that exists with other arguments (say, another x-delivery-limit) raises
+    # TopologyMismatch naming it: the operator migrates it deliberately, we never mutate it.
     try:
         exchanges = {
             e.name: await channel.declare_exchange(e.name, _TYPES[e.type], durable=True)

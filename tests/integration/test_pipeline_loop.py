@@ -197,9 +197,8 @@ async def test_systemic_returns_the_delivery_and_pauses(
 async def test_an_output_that_cannot_be_published_is_never_acked(
     service_env: dict[str, str], amqp: AbstractRobustConnection, prefix: str, do: str
 ) -> None:
-    """No queue on the output exchange (the event cannot be confirmed), or a bug outside the
-    handler: the delivery goes back as a failed attempt, never acked and never left unsettled;
-    after x-delivery-limit the broker itself moves it to the dead queue."""
+    """An output with no queue bound (never confirmed) or that does not serialise: the delivery
+    goes back as a failed attempt until x-delivery-limit moves it to the dead queue."""
     calls.clear()
     env = _env(service_env, INVOICER_DELIVERY_LIMIT="2")
     async with service(env, routes=ROUTES, http=False):

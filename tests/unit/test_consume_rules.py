@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from consumer.amqp.consume import retry_delay
+from consumer.amqp.retries import retry_delay
 from consumer.crash import crash_hook
 from handlers.errors import RateLimited, Transient
 from handlers.ports import no_crash
