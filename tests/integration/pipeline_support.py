@@ -35,6 +35,20 @@ class Captured:
     persistent: bool = False
 
 
+def captured(message: AbstractIncomingMessage, body: dict[str, Any]) -> Captured:
+    """The parts of a delivery a test asserts on."""
+    return Captured(
+        message.routing_key or "",
+        body,
+        message.message_id,
+        message.correlation_id,
+        dict(message.headers or {}),
+        message.type,
+        message.content_type,
+        message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
 @dataclass
 class Capture:
     """Every message routed to one test queue, in arrival order."""
@@ -44,18 +58,7 @@ class Capture:
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         async with message.process():
-            self.messages.append(
-                Captured(
-                    message.routing_key or "",
-                    json.loads(message.body),
-                    message.message_id,
-                    message.correlation_id,
-                    dict(message.headers or {}),
-                    message.type,
-                    message.content_type,
-                    message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT,
-                )
-            )
+            self.messages.append(captured(message, json.loads(message.body)))
 
     def of(self, routing_key: str) -> list[Captured]:
         return [m for m in self.messages if m.routing_key == routing_key]
@@ -93,18 +96,7 @@ async def dead_letters(connection: AbstractRobustConnection, queue: str) -> list
                 body = {"_raw": message.body.decode(errors="replace")}
             if not isinstance(body, dict):
                 body = {"_raw": body}
-            out.append(
-                Captured(
-                    message.routing_key or "",
-                    body,
-                    message.message_id,
-                    message.correlation_id,
-                    dict(message.headers or {}),
-                    message.type,
-                    message.content_type,
-                    message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT,
-                )
-            )
+            out.append(captured(message, body))
     return out
 
 
@@ -113,12 +105,12 @@ async def collect_dead(
 ) -> list[Captured]:
     """Drain the dead queue until at least `count` messages arrived (fail after `within` s)."""
     found: list[Captured] = []
-    deadline = time.monotonic() + within
-    while len(found) < count:
-        found += await dead_letters(connection, queue)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"only {len(found)} of {count} dead letters after {within}s")
-        await asyncio.sleep(0.1)
+
+    async def enough() -> bool:
+        found.extend(await dead_letters(connection, queue))
+        return len(found) >= count
+
+    await eventually(enough, within=within, what=f"{count} dead letters in {queue}")
     return found
 
 
