@@ -53,6 +53,7 @@ def issued(invoice: Invoice, correlation_id: str, now: datetime) -> list[Outgoin
         invoice_id=invoice.id,
         invoice_number=invoice.number,
         correlation_id=correlation_id,
+        order_ids=invoice.order_ids,
         created_at=invoice.created_at,
         due_at=now + (delay or timedelta()),
         check=1,

@@ -56,7 +56,8 @@ def _intent_summary(i: Intent) -> Summary:
 
 
 def _pdf_summary(c: PdfCheck) -> Summary:
-    return {"event_id": c.correlation_id, "order_id": None, "invoice_id": c.invoice_id}
+    order_id = ",".join(c.order_ids) or None  # an invoice may span several orders
+    return {"event_id": c.correlation_id, "order_id": order_id, "invoice_id": c.invoice_id}
 
 
 ROUTES: Final[Mapping[Stage, Route]] = MappingProxyType(

@@ -28,6 +28,7 @@ class PdfCheck(Internal):
     invoice_id: str
     invoice_number: str
     correlation_id: str
+    order_ids: tuple[str, ...] = ()  # for the log line; checks queued before it existed lack it
     created_at: AwareDatetime  # the invoice's creation time at Afosto; the deadline counts from it
     due_at: AwareDatetime  # when this check was scheduled to run
     check: int = Field(ge=1)

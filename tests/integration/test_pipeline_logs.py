@@ -44,6 +44,10 @@ async def test_json_logs_have_outcome_lines_and_no_secrets(
     assert issued["duration_ms"] >= 0
     assert issued["event_id"]
     assert {r["stage"] for r in outcomes} == {"triggers", "intents", "pdf"}
+    required = {"stage", "event_id", "order_id", "invoice_id", "attempt", "outcome", "duration_ms"}
+    for record in outcomes:
+        assert required <= record.keys(), record
+        assert record["order_id"] == order.id, record
     text = "\n".join(proc.lines)
     assert afosto.api_key not in text
     assert secret not in text
