@@ -100,7 +100,9 @@ async def main(orders: int, concurrency: int, broker: str, copies: int) -> None:
             to_created = [created[o] - shipped[o] for o in created]
             to_ready = [ready[o] - shipped[o] for o in ready if o in shipped]
             print(f"orders: {orders}  concurrency: {concurrency}")
-            rate = len(created) / elapsed
+            if not all_ready.is_set():  # figures below cover only what finished in time
+                print(f"INCOMPLETE: {len(ready)} of {orders} orders reached pdf_ready in 300 s")
+            rate = len(created) / elapsed if elapsed > 0 else 0.0
             print(f"invoice.created: {len(created)} in {elapsed:.2f}s = {rate:.1f}/s")
             print(
                 f"ship→invoice.created  p50 {statistics.median(to_created) * 1000:.0f} ms  "
