@@ -141,6 +141,8 @@ async def running(
         )
 
         async def drain() -> None:
+            nonlocal controller
+            controller = None  # exited already: a Systemic answer now must not re-arm its circuit
             await consumers.stop()
             deadline = pipeline.drain_deadline.total_seconds()
             try:

@@ -54,6 +54,7 @@ class Consumers:
         self._subs: dict[str, _Subscription] = {}
         self._lock = asyncio.Lock()
         self._wanted = False
+        self._stopped = False  # the drain began: nothing may consume again
         self._instance = uuid.uuid4().hex[:8]
         self._underlay: aiormq.abc.AbstractChannel | None = None
 
@@ -97,8 +98,10 @@ class Consumers:
             await asyncio.gather(*(self._cancel(sub) for sub in self._subs.values()))
 
     async def resume(self) -> None:
-        """Consume every queue again (idempotent)."""
+        """Consume every queue again (idempotent; a no-op once stopped)."""
         async with self._lock:
+            if self._stopped:
+                return
             self._wanted = True
             for sub in self._subs.values():
                 if not sub.active:
@@ -130,6 +133,8 @@ class Consumers:
 
     async def stop(self) -> None:
         """Stop taking deliveries for good (the drain's first step)."""
+        # A circuit that probes Afosto successfully during the drain would otherwise resume.
+        self._stopped = True
         await self.pause()
 
     @staticmethod

@@ -149,3 +149,17 @@ async def test_a_pause_during_an_outage_returns_and_survives_the_reconnect(
             assert all(app.consumers.registered().values())
     finally:
         await proxy.cut()
+
+
+async def test_stopped_consumers_never_consume_again(
+    full_env: dict[str, str], amqp: AbstractRobustConnection, prefix: str
+) -> None:
+    """Once the drain began, a late resume (the circuit's probe passing) changes nothing."""
+    queues = [f"{prefix}.{stage}" for stage in ("triggers", "intents", "pdf")]
+    async with service(full_env, http=False) as app:
+        await app.consumers.stop()
+        await app.consumers.resume()
+        await app.consumers.resubscribe(queues[0])
+        assert await _consumers(amqp, queues) == dict.fromkeys(queues, 0)
+        assert not any(app.consumers.registered().values())
+        assert app.consumers.expected() == {}
