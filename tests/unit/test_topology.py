@@ -90,3 +90,28 @@ def test_text_rendering_lists_everything() -> None:
     for q in t.queues:
         assert q.name in text
     assert "x-delivery-limit=20" in text
+
+
+# Quorum queue arguments that RabbitMQ 3.10 up to 4.3 all accept with the same meaning
+# (docs/rabbitmq.md); x-queue-mode, x-queue-version and mirroring are gone in 4.x.
+PORTABLE_ARGUMENTS = {
+    "x-queue-type",
+    "x-delivery-limit",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-dead-letter-strategy",
+    "x-overflow",
+    "x-message-ttl",
+}
+
+
+def test_every_queue_argument_is_portable_across_3_10_and_4_x() -> None:
+    for q in build(_amqp()).queues:
+        assert set(q.arguments) <= PORTABLE_ARGUMENTS, q.name
+        assert q.arguments["x-queue-type"] == "quorum", q.name
+        # A negative limit means "unlimited" on 4.x but 0 on 3.x.
+        assert int(q.arguments.get("x-delivery-limit", 1)) > 0, q.name
+        if "x-dead-letter-exchange" in q.arguments:
+            # Without reject-publish, at-least-once silently falls back to at-most-once.
+            assert q.arguments["x-dead-letter-strategy"] == "at-least-once", q.name
+            assert q.arguments["x-overflow"] == "reject-publish", q.name
