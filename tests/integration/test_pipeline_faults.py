@@ -118,8 +118,7 @@ async def test_each_kind_of_poison_is_dead_lettered_once_while_good_messages_flo
         await eventually(lambda: settled(afosto, out), within=30, what="good orders invoiced")
         dead = await collect_dead(amqp, f"{prefix}.dead", len(poison), within=20)
         dead += await dead_letters(amqp, f"{prefix}.dead")  # nothing more may come
-        dead_counts = app.metrics.dead_letters
-        assert dead_counts is not None
+        rendered = app.metrics.render().decode()
 
     reasons = {d.message_id: d.headers[DEAD_REASON_HEADER] for d in dead}
     assert reasons == expected
@@ -129,3 +128,10 @@ async def test_each_kind_of_poison_is_dead_lettered_once_while_good_messages_flo
         if d.message_id != "p-order":  # invalid messages: exactly one delivery
             assert d.headers.get(ATTEMPT_HEADER, 1) == 1
     assert afosto.ledger.invoiced_more_than_once() == {}
+    # Each poison counted once under its reason in invoicer_dead_letters_total.
+    counted = {
+        line.split('reason="')[1].split('"')[0]: line.rsplit(" ", 1)[1]
+        for line in rendered.splitlines()
+        if line.startswith("invoicer_dead_letters_total{")
+    }
+    assert counted == dict.fromkeys(expected.values(), "1.0")
