@@ -74,6 +74,7 @@ class Broker:
         self.mode = mode
         self.host, self.port, self.user = host, port, user
         self.proxy = BrokerProxy(host, port)
+        self._down = asyncio.Lock()  # one outage at a time: overlapping ones would blur
 
     async def start(self) -> None:
         await self.proxy.up()
@@ -102,7 +103,12 @@ class Broker:
         our user in real mode, the proxy's in proxy mode); returns how many."""
         if self.mode == "proxy":
             return self.proxy.drop()
-        out = await ctl("-q", "--no-table-headers", "list_connections", "pid", "user")
+        try:
+            out = await ctl("-q", "--no-table-headers", "list_connections", "pid", "user")
+        except RuntimeError:
+            if self._down.locked():  # the broker is away: there is nothing to close
+                return 0
+            raise
         pids = [
             line.split("\t")[0]
             for line in out.splitlines()
@@ -117,23 +123,28 @@ class Broker:
 
     async def outage(self, seconds: float) -> None:
         """The broker goes away for `seconds` (`stop_app`/`start_app` in real mode)."""
-        if self.mode != "real":
-            await self.proxy.down()
-            await asyncio.sleep(seconds)
-            await self.proxy.up()
-            return
-        await ctl("stop_app", limit=120)
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            await ctl("start_app", limit=180)
-            await wait_port(self.host, self.port, 120)
+        async with self._down:
+            if self.mode != "real":
+                await self.proxy.down()
+                await asyncio.sleep(seconds)
+                await self.proxy.up()
+                return
+            await ctl("stop_app", limit=120)
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                await ctl("start_app", limit=180)
+                await wait_port(self.host, self.port, 120)
 
     async def kill_and_restart(self, seconds: float) -> None:
         """kill -9 the broker's VM, then `rabbitmq-server -detached` (real mode only)."""
         if self.mode != "real":
             await self.outage(seconds)
             return
+        async with self._down:
+            await self._kill_and_restart(seconds)
+
+    async def _kill_and_restart(self, seconds: float) -> None:
         raw = await ctl("eval", "os:getpid().")
         pid = int(raw.strip().strip('"'))
         os.kill(pid, signal.SIGKILL)

@@ -112,7 +112,8 @@ def nothing_lost(o: Observed) -> Check:
     distinct = len({s.message_id for s in o.sent})
     detail = f"{len(o.sent)} confirmed source events ({distinct} distinct ids), lost {len(lost)}"
     if unlogged := o.unlogged_ids():
-        detail += f" ({len(unlogged)} without a log line, their order queried afterwards)"
+        detail += f" ({len(unlogged)} without a log line, their order queried afterwards: "
+        detail += f"{_short(unlogged)})"
     return Check(
         4,
         "nothing lost: every confirmed event processed or dead-lettered",

@@ -111,9 +111,9 @@ def render(result: Result) -> str:
     return "\n".join(lines)
 
 
-def markdown(result: Result, command: str) -> str:
-    """The results section of docs/reliability.md for this run."""
-    f = figures(result)
+def markdown(doc: dict[str, Any], command: str) -> str:
+    """The results section of docs/reliability.md, from a run's JSON document."""
+    f, checks = doc["figures"], doc["checks"]
     recovery = "; ".join(
         f"{k}: median {v['median']} s, max {v['max']} s (n={v['n']})"
         for k, v in sorted(f["recovery_s"].items())
@@ -147,7 +147,16 @@ def markdown(result: Result, command: str) -> str:
     lines += [f"| {k} | {v} |" for k, v in rows]
     lines += ["", "```"]
     lines += [
-        f"{'PASS' if c.ok else 'FAIL'} {c.number}. {c.name}: {c.detail}" for c in result.checks
+        f"{'PASS' if c['ok'] else 'FAIL'} {c['number']}. {c['name']}: {c['detail']}" for c in checks
     ]
-    lines += [render(result).splitlines()[-1], "```", ""]
+    passed = sum(1 for c in checks if c["ok"])
+    lines += [f"{passed} passed, {len(checks) - passed} failed", "```", ""]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m tests.chaos.report run.json "command" > section.md
+    import json
+    import sys
+
+    with open(sys.argv[1]) as fh:
+        print(markdown(json.load(fh), sys.argv[2] if len(sys.argv) > 2 else "?"))

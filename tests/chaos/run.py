@@ -35,16 +35,20 @@ def main(argv: list[str] | None = None) -> int:
         run(tier, broker_mode=cast(BrokerMode, args.broker), log=lambda s: print(s, flush=True))
     )
     print(render(result), flush=True)
+    doc = json.loads(
+        json.dumps(
+            {"figures": figures(result), "checks": [c.__dict__ for c in result.checks]}, default=str
+        )
+    )
     if args.json:
-        doc = {"figures": figures(result), "checks": [c.__dict__ for c in result.checks]}
         with open(args.json, "w") as fh:
-            json.dump(doc, fh, indent=2, default=str)
+            json.dump(doc, fh, indent=2)
     if args.markdown:
         command = "python -m tests.chaos.run " + " ".join(
             argv if argv is not None else sys.argv[1:]
         )
         with open(args.markdown, "w") as fh:
-            fh.write(markdown(result, command))
+            fh.write(markdown(doc, command))
     return 1 if result.failed else 0
 
 
