@@ -4,6 +4,7 @@ registered again (asked of the broker, not of our bookkeeping), and work continu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from aio_pika.abc import AbstractRobustConnection
@@ -21,6 +22,20 @@ from tests.integration.pipeline_support import (
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup", "no_crash_env")]
 
 
+@pytest.fixture
+async def proxy() -> AsyncIterator[TcpProxy]:
+    """A cuttable TCP proxy in front of the test broker; cut for good afterwards."""
+    tcp = TcpProxy()
+    await tcp.start()
+    yield tcp
+    await tcp.cut()
+
+
+@pytest.fixture
+def queues(prefix: str) -> list[str]:
+    return [f"{prefix}.{stage}" for stage in ("triggers", "intents", "pdf")]
+
+
 async def _consumers(amqp: AbstractRobustConnection, queues: list[str]) -> dict[str, int]:
     counts = {}
     async with amqp.channel() as channel:
@@ -36,39 +51,35 @@ async def test_consumers_come_back_after_the_connection_drops(
     afosto: sandbox.Sandbox,
     amqp: AbstractRobustConnection,
     prefix: str,
+    proxy: TcpProxy,
+    queues: list[str],
 ) -> None:
-    proxy = TcpProxy()
-    await proxy.start()
     env = {**full_env, "INVOICER_AMQP_URL": proxy.url}
-    queues = [f"{prefix}.{stage}" for stage in ("triggers", "intents", "pdf")]
-    try:
-        async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out, service(env) as app:
-            order = await afosto.simulator.create_order()
-            await afosto.simulator.ship(order.id)
-            await eventually(lambda: settled(afosto, out), what="the first invoice")
-            assert await _consumers(amqp, queues) == dict.fromkeys(queues, 1)
+    async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out, service(env) as app:
+        order = await afosto.simulator.create_order()
+        await afosto.simulator.ship(order.id)
+        await eventually(lambda: settled(afosto, out), what="the first invoice")
+        assert await _consumers(amqp, queues) == dict.fromkeys(queues, 1)
 
-            assert all(app.consumers.registered().values())
-            await proxy.cut()
-            await eventually(
-                lambda: not any(app.consumers.registered().values()),
-                what="the loss seen",
-            )
-            assert await _consumers(amqp, queues) == dict.fromkeys(queues, 0)
-            order = await afosto.simulator.create_order()
-            await afosto.simulator.ship(order.id)  # arrives while the service is cut off
-            await proxy.restore()
-
-            async def restored() -> bool:
-                return await _consumers(amqp, queues) == dict.fromkeys(queues, 1)
-
-            await eventually(restored, what="consumers restored after the reconnect")
-            await eventually(lambda: all(app.consumers.registered().values()), what="our view")
-            await eventually(lambda: settled(afosto, out), within=30, what="the second invoice")
-            checks = {c.name: c.ok for c in await app.controller.readiness()}
-            assert all(checks.values()), checks
-    finally:
+        assert all(app.consumers.registered().values())
         await proxy.cut()
+        await eventually(
+            lambda: not any(app.consumers.registered().values()),
+            what="the loss seen",
+        )
+        assert await _consumers(amqp, queues) == dict.fromkeys(queues, 0)
+        order = await afosto.simulator.create_order()
+        await afosto.simulator.ship(order.id)  # arrives while the service is cut off
+        await proxy.restore()
+
+        async def restored() -> bool:
+            return await _consumers(amqp, queues) == dict.fromkeys(queues, 1)
+
+        await eventually(restored, what="consumers restored after the reconnect")
+        await eventually(lambda: all(app.consumers.registered().values()), what="our view")
+        await eventually(lambda: settled(afosto, out), within=30, what="the second invoice")
+        checks = {c.name: c.ok for c in await app.controller.readiness()}
+        assert all(checks.values()), checks
     assert_exactly_once(afosto, out)
     assert len(afosto.ledger.invoices) == 2
 
@@ -97,25 +108,21 @@ async def test_a_connection_drop_under_load_loses_and_doubles_nothing(
     afosto: sandbox.Sandbox,
     amqp: AbstractRobustConnection,
     prefix: str,
+    proxy: TcpProxy,
 ) -> None:
     afosto.faults.configure(latency_ms=30.0)
-    proxy = TcpProxy()
-    await proxy.start()
     env = {**full_env, "INVOICER_AMQP_URL": proxy.url, "INVOICER_PUBLISH_TIMEOUT": "2s"}
-    try:
-        async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out, service(env):
-            for _ in range(30):
-                order = await afosto.simulator.create_order()
-                await afosto.simulator.ship(order.id, fraction=0.5)
-                await afosto.simulator.ship(order.id)
-            await eventually(lambda: len(out.of("invoice.created")) >= 5, what="some progress")
-            await proxy.cut()  # mid-load: handlers are calling Afosto, publishing, acking
-            assert not settled(afosto, out)
-            await asyncio.sleep(1.0)
-            await proxy.restore()
-            await eventually(lambda: settled(afosto, out), within=60, what="every order invoiced")
-    finally:
-        await proxy.cut()
+    async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out, service(env):
+        for _ in range(30):
+            order = await afosto.simulator.create_order()
+            await afosto.simulator.ship(order.id, fraction=0.5)
+            await afosto.simulator.ship(order.id)
+        await eventually(lambda: len(out.of("invoice.created")) >= 5, what="some progress")
+        await proxy.cut()  # mid-load: handlers are calling Afosto, publishing, acking
+        assert not settled(afosto, out)
+        await asyncio.sleep(1.0)
+        await proxy.restore()
+        await eventually(lambda: settled(afosto, out), within=60, what="every order invoiced")
     assert_exactly_once(afosto, out)
 
 
@@ -124,38 +131,36 @@ async def test_a_pause_during_an_outage_returns_and_survives_the_reconnect(
     afosto: sandbox.Sandbox,
     amqp: AbstractRobustConnection,
     prefix: str,
+    proxy: TcpProxy,
+    queues: list[str],
 ) -> None:
-    proxy = TcpProxy()
-    await proxy.start()
     env = {**full_env, "INVOICER_AMQP_URL": proxy.url, "INVOICER_PUBLISH_TIMEOUT": "1s"}
-    queues = [f"{prefix}.{stage}" for stage in ("triggers", "intents", "pdf")]
-    try:
-        async with service(env) as app:
-            await proxy.cut()
-            started = asyncio.get_running_loop().time()
-            await app.consumers.pause()  # must not hang until the broker is back
-            assert asyncio.get_running_loop().time() - started < 7
-            await proxy.restore()
-            for _ in range(100):  # the connection is back once a publish is confirmed again
-                try:
-                    await app.publisher.publish_trigger(b"{}", routing_key="x", message_id="probe")
-                    break
-                except Exception:
-                    await asyncio.sleep(0.1)
-            await asyncio.sleep(0.5)
-            assert await _consumers(amqp, queues) == dict.fromkeys(queues, 0)  # still paused
-            await app.consumers.resume()
-            assert await _consumers(amqp, queues) == dict.fromkeys(queues, 1)
-            assert all(app.consumers.registered().values())
-    finally:
+    async with service(env) as app:
         await proxy.cut()
+        started = asyncio.get_running_loop().time()
+        await app.consumers.pause()  # must not hang until the broker is back
+        assert asyncio.get_running_loop().time() - started < 7
+        await proxy.restore()
+        for _ in range(100):  # the connection is back once a publish is confirmed again
+            try:
+                await app.publisher.publish_trigger(b"{}", routing_key="x", message_id="probe")
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        assert await _consumers(amqp, queues) == dict.fromkeys(queues, 0)  # still paused
+        await app.consumers.resume()
+        assert await _consumers(amqp, queues) == dict.fromkeys(queues, 1)
+        assert all(app.consumers.registered().values())
 
 
 async def test_stopped_consumers_never_consume_again(
-    full_env: dict[str, str], amqp: AbstractRobustConnection, prefix: str
+    full_env: dict[str, str],
+    amqp: AbstractRobustConnection,
+    prefix: str,
+    queues: list[str],
 ) -> None:
     """Once the drain began, a late resume (the circuit's probe passing) changes nothing."""
-    queues = [f"{prefix}.{stage}" for stage in ("triggers", "intents", "pdf")]
     async with service(full_env, http=False) as app:
         await app.consumers.stop()
         await app.consumers.resume()
