@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import (
@@ -28,28 +28,18 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from consumer.durations import format_duration, parse_duration
 from consumer.settings_env import FlatSource, describe, env_fields, nest, read_flat
+from handlers.ports import CrashPoint
 
 ENV_PREFIX = "INVOICER_"
 # Values of these never appear in messages: the AMQP URL carries the broker password.
 SECRET_ENV_NAMES = frozenset(
     {"INVOICER_AMQP_URL", "INVOICER_AFOSTO_API_KEY", "INVOICER_WEBHOOK_SECRETS"}
 )
-CRASH_POINTS = (
-    "after_receive",
-    "after_mutation_sent",
-    "after_mutation_returned",
-    "after_publish_before_ack",
-    "during_pdf_poll",
-)
-CrashPoint = Literal[
-    "after_receive",
-    "after_mutation_sent",
-    "after_mutation_returned",
-    "after_publish_before_ack",
-    "during_pdf_poll",
-]
+CRASH_POINTS: tuple[str, ...] = get_args(CrashPoint)  # the names handlers.ports defines
 
 _T = TypeVar("_T", int, timedelta)
+# Shorter secrets are guessable, and the log redactor (consumer.logs) skips very short strings.
+MIN_SECRET_LENGTH = 8
 # Dense enough that rounding a delay up to a tier costs at most ~2.5x (PDF polls, rechecks).
 DEFAULT_WAIT_TIERS = tuple(
     timedelta(seconds=s) for s in (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -133,7 +123,7 @@ class AfostoSettings(_Group):
     """Afosto's GraphQL endpoint and how patiently to talk to it."""
 
     url: str = Field("https://afosto.app/graphql", alias="AFOSTO_URL")
-    api_key: SecretStr = Field(SecretStr(""), alias="AFOSTO_API_KEY")
+    api_key: SecretStr = Field(SecretStr(""), alias="AFOSTO_API_KEY")  # empty: `run` refuses
     timeout: Annotated[Duration, _between(timedelta(milliseconds=100), timedelta(minutes=5))] = (
         Field(timedelta(seconds=10), alias="AFOSTO_TIMEOUT")
     )
@@ -141,6 +131,13 @@ class AfostoSettings(_Group):
     retry_budget: Annotated[Duration, _between(timedelta(0), timedelta(minutes=5))] = Field(
         timedelta(seconds=10), alias="AFOSTO_RETRY_BUDGET"
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _key(cls, value: SecretStr) -> SecretStr:
+        if 0 < len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -158,9 +155,18 @@ class WebhookSettings(_Group):
         (), alias="WEBHOOK_SECRETS"
     )
 
+    @field_validator("secrets")
+    @classmethod
+    def _long_enough(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(len(s.get_secret_value()) < MIN_SECRET_LENGTH for s in value):
+            raise ValueError(f"each secret must be at least {MIN_SECRET_LENGTH} characters")
+        return value
+
 
 class HttpSettings(_Group):
-    host: str = Field("0.0.0.0", alias="HTTP_HOST")
+    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:%-]{1,253}$")] = Field(
+        "0.0.0.0", alias="HTTP_HOST"
+    )
     port: Annotated[int, _between(0, 65535)] = Field(8080, alias="HTTP_PORT")
 
 
