@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from consumer.crash import EXIT_CODE
 
+LINE_LIMIT = 4 * 2**20  # a longer log line would stop the reader and hide every later line
+
 
 @dataclass
 class Life:
@@ -94,6 +96,7 @@ class Fleet:
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            limit=LINE_LIMIT,
         )
         life = Life(slot, crash_at, proc, time.monotonic())
         life.reader = asyncio.ensure_future(self._read(life))
