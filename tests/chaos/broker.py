@@ -35,9 +35,12 @@ class QueueStat:
 
 async def ctl(*args: str, limit: float = 60.0, tool: str = "rabbitmqctl") -> str:
     """Run a RabbitMQ CLI command; its stdout, or raise RuntimeError naming the failure."""
-    proc = await asyncio.create_subprocess_exec(
-        tool, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            tool, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+    except FileNotFoundError:
+        raise RuntimeError(f"{tool} is not installed here") from None
     try:
         out, err = await asyncio.wait_for(proc.communicate(), limit)
     except TimeoutError:
@@ -73,6 +76,7 @@ class Broker:
     def __init__(self, mode: BrokerMode, host: str, port: int, user: str) -> None:
         self.mode = mode
         self.host, self.port, self.user = host, port, user
+        self.password = ""
         self.proxy = BrokerProxy(host, port)
         self._down = asyncio.Lock()  # one outage at a time: overlapping ones would blur
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -50,7 +51,7 @@ class Rig:
     def service_env(self, port: int) -> dict[str, str]:
         """INVOICER_* for one service process; short tiers and deadlines so a run fits in
         minutes (the mechanisms are the production ones)."""
-        password, tier, p = self.canaries["AMQP password"], self.tier, self.prefix
+        password, tier, p = self.broker.password, self.tier, self.prefix
         return {
             "INVOICER_AMQP_URL": f"amqp://{self.broker.user}:{password}@127.0.0.1:{self.broker.service_port}/",
             "INVOICER_QUEUE_PREFIX": p,
@@ -95,7 +96,14 @@ async def rig(tier: Tier, mode: BrokerMode, log: Callable[[str], None]) -> Async
     prefix = f"chaos{uuid4().hex[:6]}"
     secrets_ = canaries()
     parts = urlsplit(BROKER_URL)
-    broker = Broker(mode, parts.hostname or "127.0.0.1", parts.port or 5672, f"{prefix}-svc")
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5672
+    own_user = shutil.which("rabbitmqctl") is not None
+    if not own_user:  # a remote broker: no rabbitmqctl, so no own user and proxy faults only
+        log(f"rabbitmqctl not found: broker faults via the proxy, services as {parts.username}")
+        mode = "proxy"
+        secrets_.pop("AMQP password")
+    broker = Broker(mode, host, port, f"{prefix}-svc" if own_user else parts.username or "guest")
+    broker.password = secrets_.get("AMQP password", parts.password or "guest")
     env = {
         "INVOICER_QUEUE_PREFIX": prefix,
         "INVOICER_INPUT_EXCHANGE": f"{prefix}.in",
@@ -105,7 +113,8 @@ async def rig(tier: Tier, mode: BrokerMode, log: Callable[[str], None]) -> Async
     topology = build(load_settings(env, env_file=None).amqp)
     faults = {k: tier.api_faults[k] for k in ("pdf_delay_min_s", "pdf_delay_max_s")}
     await broker.start()
-    await broker.add_user(secrets_["AMQP password"])
+    if own_user:
+        await broker.add_user(broker.password)
     connection = await connect(BROKER_URL, f"{prefix} harness")
     taps: list[Tap] = []
     try:
@@ -129,5 +138,6 @@ async def rig(tier: Tier, mode: BrokerMode, log: Callable[[str], None]) -> Async
             async with connection.channel() as channel:
                 await channel.queue_delete(f"{prefix}.capture")
         await connection.close()
-        await broker.delete_user()
+        if own_user:
+            await broker.delete_user()
         await broker.close()
