@@ -17,6 +17,7 @@ from tests.chaos.fleet import Fleet
 from tests.chaos.tiers import Tier
 
 log = logging.getLogger(__name__)
+STORM_S = 5.0
 API_OFF = dict.fromkeys(
     (
         "http_500_rate", "http_502_rate", "http_503_rate", "http_429_rate", "internal_error_rate",
@@ -57,6 +58,10 @@ def schedule(tier: Tier) -> list[Planned]:
     plan += [Planned(rng.uniform(lo, hi), "close_connections") for _ in range(tier.closes)]
     plan += [Planned(rng.uniform(lo, hi), "broker_outage") for _ in range(tier.outages)]
     plan += [Planned(rng.uniform(hi / 2, hi), "broker_kill") for _ in range(tier.broker_kills)]
+    plan += [Planned(rng.uniform(lo, hi), "api_storm") for _ in range(tier.storms)]
+    # The sandbox's other modes for the middle third: repeated invoice ids answered leniently,
+    # and whole-request errors (RATE_LIMITED, INTERNAL_SERVER_ERROR) as real HTTP statuses.
+    plan += [Planned(tier.fault_window_s / 3, "api_modes"), Planned(hi * 2 / 3, "api_modes")]
     return sorted(plan, key=lambda p: p.at)
 
 
@@ -117,6 +122,18 @@ class Injector:
             await self._down(self.broker.outage, "broker_outage", start)
         elif planned.kind == "broker_kill":
             await self._down(self.broker.kill_and_restart, "broker_kill", start)
+        elif planned.kind == "api_modes":
+            on = not self.sb.store.lenient
+            self.sb.store.lenient = self.sb.http_status_mode = on
+            self.record("api_modes", f"lenient + HTTP status mode {'on' if on else 'off'}", start)
+        elif planned.kind == "api_storm":  # RATE_LIMITED for most calls, 5 s long
+            self.sb.faults.configure(rate_limit_rps=3.0, rate_limit_burst=3)
+            await asyncio.sleep(STORM_S)
+            self.sb.faults.configure(
+                rate_limit_rps=self.tier.api_faults["rate_limit_rps"],
+                rate_limit_burst=self.tier.api_faults["rate_limit_burst"],
+            )
+            self.record("api_storm", f"rate limit 3/s for {STORM_S:.0f}s", start, time.monotonic())
 
     async def _down(
         self, action: Callable[[float], Awaitable[None]], kind: str, start: float

@@ -62,6 +62,7 @@ class Tier:
     outages: int = 1
     outage_s: float = 5.0
     broker_kills: int = 0
+    storms: int = 1  # seconds-long RATE_LIMITED storms from the sandbox
     steady_slots: tuple[int, ...] = ()  # never killed nor armed: their RSS spans the whole run
     quiesce_s: float = 150.0
     pdf_deadline_s: int = 30
@@ -91,7 +92,7 @@ TIERS = {
     2: Tier("tier2", seed=2, orders=1000, events=5000, exact_share=0.25, semantic_share=0.05,
             pairs=200, processes=3, webhooks=200, poison_copies=3, release_s=480.0,
             fault_window_s=420.0, crash_rounds=3, random_kills=10, closes=5, outages=3,
-            broker_kills=1, steady_slots=(0,), quiesce_s=300.0, pdf_deadline_s=60,
+            broker_kills=1, storms=3, steady_slots=(0,), quiesce_s=300.0, pdf_deadline_s=60,
             recheck_deadline_s=120),
 }
 # fmt: on
