@@ -12,7 +12,13 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from consumer.settings import Settings, SettingsError, load_settings, unknown_env_names
+from consumer.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    redact_url,
+    unknown_env_names,
+)
 
 log = logging.getLogger("consumer.cli")
 
@@ -153,12 +159,13 @@ async def _probe(settings: Settings) -> dict[str, tuple[bool, str]]:
         )
         async with client:
             await client.ping()
-        results["afosto"] = (True, settings.afosto.url)
+        results["afosto"] = (True, redact_url(settings.afosto.url))
     except Exception as exc:
         detail = str(exc) or type(exc).__name__
         for secret in settings.secret_values():
             detail = detail.replace(secret, "***")
-        results["afosto"] = (False, f"{settings.afosto.url}: {type(exc).__name__} {detail}")
+        url = redact_url(settings.afosto.url)
+        results["afosto"] = (False, f"{url}: {type(exc).__name__} {detail}")
     return results
 
 

@@ -74,15 +74,15 @@ async def test_check_fails_clearly_and_keeps_secrets(
         **service_env,
         "INVOICER_AMQP_URL": "amqp://guest:s3cret-pw@127.0.0.1:1/",
         "INVOICER_CONNECT_TIMEOUT": "1s",
-        "INVOICER_AFOSTO_URL": afosto.graphql_url,
+        "INVOICER_AFOSTO_URL": afosto.graphql_url.replace("://", "://proxy:pr0xy-pass@"),
         "INVOICER_AFOSTO_API_KEY": "wrong-key-123",
     }
     code, out, err = await _invoicer(env, "check")
     assert code == 1
     assert "broker  FAILED  cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:1/" in out
-    assert "afosto  FAILED" in out
-    assert "s3cret-pw" not in out + err
-    assert "wrong-key-123" not in out + err
+    assert "afosto  FAILED  http://proxy:***@" in out
+    for secret in ("s3cret-pw", "wrong-key-123", "pr0xy-pass"):
+        assert secret not in out + err
 
 
 async def test_run_without_a_broker_exits_with_a_message(service_env: dict[str, str]) -> None:
