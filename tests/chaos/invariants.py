@@ -12,7 +12,7 @@ from tests.chaos.payloads import event_view, ledger_view
 from tests.chaos.state import Observed
 
 WEBHOOK_OK = {200, 202}
-DOWN_SLACK_S = 5.0  # a 503 may trail the broker's return while the publisher reconnects
+DOWN_SLACK_S = 10.0  # a 503 may trail the broker's return while the publisher reconnects
 
 
 @dataclass(frozen=True)
