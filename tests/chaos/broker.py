@@ -152,7 +152,12 @@ class Broker:
         raw = await ctl("eval", "os:getpid().")
         pid = int(raw.strip().strip('"'))
         os.kill(pid, signal.SIGKILL)
-        await asyncio.sleep(seconds)
+        try:
+            await asyncio.sleep(seconds)
+        finally:  # also when the run is cancelled: never leave the broker dead
+            await self._start_server()
+
+    async def _start_server(self) -> None:
         proc = await asyncio.create_subprocess_exec(
             "rabbitmq-server",
             "-detached",
@@ -162,6 +167,17 @@ class Broker:
         await proc.wait()
         await wait_port(self.host, self.port, 180)
         await ctl("await_startup", limit=180)
+
+    async def ensure_up(self) -> None:
+        """After the run, in real mode: the broker answers again, whatever happened."""
+        if self.mode != "real" or await asyncio.to_thread(port_open, self.host, self.port):
+            return
+        log.warning("broker still down after the run: starting it")
+        try:
+            await ctl("start_app", limit=120)
+        except RuntimeError:
+            await self._start_server()
+        await wait_port(self.host, self.port, 180)
 
     async def queue_stats(
         self, connection: AbstractRobustConnection, names: list[str]

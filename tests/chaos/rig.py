@@ -130,6 +130,7 @@ async def rig(tier: Tier, mode: BrokerMode, log: Callable[[str], None]) -> Async
                 tier, prefix, broker, connection, topology, sb, api, taps[0], taps[1], secrets_, log
             )
     finally:
+        await broker.ensure_up()  # first: clean-up below needs the broker
         for tap in taps:
             with contextlib.suppress(Exception):
                 await tap.stop()
