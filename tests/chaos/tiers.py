@@ -91,8 +91,8 @@ TIERS = {
     # Slot 0 is never killed, so its RSS growth spans the whole run.
     2: Tier("tier2", seed=2, orders=1000, events=5000, exact_share=0.25, semantic_share=0.05,
             pairs=200, processes=3, webhooks=200, poison_copies=3, release_s=480.0,
-            fault_window_s=420.0, crash_rounds=3, random_kills=10, closes=5, outages=3,
-            broker_kills=1, storms=3, steady_slots=(0,), quiesce_s=300.0, pdf_deadline_s=60,
+            fault_window_s=420.0, crash_rounds=4, random_kills=16, closes=8, outages=5,
+            broker_kills=1, storms=4, steady_slots=(0,), quiesce_s=300.0, pdf_deadline_s=60,
             recheck_deadline_s=120),
 }
 # fmt: on
