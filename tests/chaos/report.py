@@ -15,7 +15,7 @@ def recovery_times(result: Result) -> dict[str, list[float]]:
     arrivals = sorted(m.at for m in result.observed.out.messages)
     times: dict[str, list[float]] = {}
     for fault in result.injector.faults:
-        if fault.kind == "api_faults":
+        if fault.kind in ("api_faults", "api_modes"):  # switches, not outages
             continue
         after = next((a for a in arrivals if a >= fault.end), None)
         if after is not None:
