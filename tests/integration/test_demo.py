@@ -13,8 +13,8 @@ from rich.console import Console
 
 from consumer.amqp.topology import build
 from consumer.demo import DemoOptions, main, run_demo
-from consumer.demo_broker import leftovers
-from consumer.demo_run import Run
+from consumer.demo.broker import leftovers
+from consumer.demo.run import Run
 from consumer.settings import load_settings
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ import pytest
 from rich.console import Console
 
 from consumer.demo import parse_args
-from consumer.demo_report import DemoReport, summary_table
-from consumer.demo_run import service_settings
-from consumer.demo_traffic import TrafficStats
-from consumer.demo_watch import Created, Observed, percentile
+from consumer.demo.report import DemoReport, summary_table
+from consumer.demo.run import service_settings
+from consumer.demo.traffic import TrafficStats
+from consumer.demo.watch import Created, Observed, percentile
 from consumer.settings import load_settings
 
 

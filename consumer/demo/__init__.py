@@ -14,9 +14,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from consumer.demo_broker import BrokerUnreachable
-from consumer.demo_report import DemoReport, summary_table
-from consumer.demo_run import DemoOptions, Run
+from consumer.demo.broker import BrokerUnreachable
+from consumer.demo.report import DemoReport, summary_table
+from consumer.demo.run import DemoOptions, Run
 from consumer.logs import configure_logging
 from consumer.settings import Settings, SettingsError, load_settings
 

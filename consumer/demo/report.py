@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from consumer.demo_traffic import TrafficStats
-from consumer.demo_watch import Observed, percentile
+from consumer.demo.traffic import TrafficStats
+from consumer.demo.watch import Observed, percentile
 
 
 @dataclass

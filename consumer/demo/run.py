@@ -22,15 +22,15 @@ from rich.live import Live
 import sandbox
 from consumer import app as service
 from consumer.amqp.topology import Topology, build
-from consumer.demo_broker import (
+from consumer.demo.broker import (
     connect_or_explain,
     queue_depths,
     read_dead_letters,
     remove_topology,
 )
-from consumer.demo_report import DemoReport, LiveView
-from consumer.demo_traffic import Traffic, TrafficPlan, TrafficStats
-from consumer.demo_watch import Watcher
+from consumer.demo.report import DemoReport, LiveView
+from consumer.demo.traffic import Traffic, TrafficPlan, TrafficStats
+from consumer.demo.watch import Watcher
 from consumer.settings import Settings, TestingSettings
 
 API_KEY = "demo-api-key"
