@@ -13,7 +13,7 @@ InvoicerError
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 DeadReason = Literal[
     "invalid_json",
@@ -26,17 +26,7 @@ DeadReason = Literal[
     "pdf_timeout",
     "retries_exhausted",
 ]
-DEAD_REASONS: Final[tuple[DeadReason, ...]] = (
-    "invalid_json",
-    "schema_violation",
-    "unknown_event_type",
-    "too_large",
-    "order_not_found",
-    "not_invoiceable",
-    "api_rejected",
-    "pdf_timeout",
-    "retries_exhausted",
-)
+DEAD_REASONS: Final[tuple[DeadReason, ...]] = get_args(DeadReason)
 
 
 class InvoicerError(Exception):
