@@ -7,7 +7,7 @@ import asyncio
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import sandbox
@@ -24,7 +24,8 @@ from tests.chaos.state import Observed
 from tests.chaos.tiers import Tier
 from tests.chaos.workload import Plan, build_plan
 
-QUIET_S = 3.0  # no new event or dead letter for this long, and empty queues: quiescent
+QUIET_S = 3.0  # no new event or dead letter for this long, and then
+STABLE_S = 7.0  # every work and wait queue empty this long (the longest wait tier is 5 s)
 
 
 @dataclass
@@ -52,30 +53,40 @@ async def quiesce(
     dead: Tap,
     fleet: Fleet,
     poison_ids: set[str],
-    depth: Callable[[], asyncio.Future[int]] | Callable[[], object],
+    depth: Callable[[], Awaitable[int]],
     within: float,
 ) -> bool:
-    """Wait until everything promised has happened and the queues stay empty."""
+    """Wait until everything promised has happened and the queues stay empty for longer than
+    the longest wait tier (a message resting in a wait queue is work still under way)."""
     deadline = time.monotonic() + within
+    empty_since: float | None = None
     while time.monotonic() < deadline:
         await asyncio.sleep(1.0)
-        if time.monotonic() - max(out.last_at, dead.last_at) < QUIET_S:
-            continue
-        if sb.ledger.never_invoiced():
-            continue
-        created = {str(m.body["invoice"]["id"]) for m in out.of("invoice.created")}
-        ended = {str(m.body.get("invoice_id")) for m in out.of("invoice.pdf_ready")}
-        ended |= {str(m.body.get("invoice_id")) for m in dead.messages if m.reason == "pdf_timeout"}
-        invoices = {i.id for i in sb.ledger.invoices}
-        if not invoices <= created or not invoices <= ended:
-            continue
-        if not poison_ids <= {str(m.message_id) for m in dead.messages}:
-            continue
-        if not all(life.alive and life.ready for life in fleet.current.values()):
-            continue
-        if await depth() == 0:  # type: ignore[misc]
+        if not _promises_kept(sb, out, dead, fleet, poison_ids) or await depth() > 0:
+            empty_since = None
+        elif empty_since is None:
+            empty_since = time.monotonic()
+        elif time.monotonic() - empty_since >= STABLE_S:
             return True
     return False
+
+
+def _promises_kept(
+    sb: sandbox.Sandbox, out: Tap, dead: Tap, fleet: Fleet, poison_ids: set[str]
+) -> bool:
+    if time.monotonic() - max(out.last_at, dead.last_at) < QUIET_S:
+        return False
+    if sb.ledger.never_invoiced():
+        return False
+    created = {str(m.body["invoice"]["id"]) for m in out.of("invoice.created")}
+    ended = {str(m.body.get("invoice_id")) for m in out.of("invoice.pdf_ready")}
+    ended |= {str(m.body.get("invoice_id")) for m in dead.messages if m.reason == "pdf_timeout"}
+    invoices = {i.id for i in sb.ledger.invoices}
+    if not invoices <= created or not invoices <= ended:
+        return False
+    if not poison_ids <= {str(m.message_id) for m in dead.messages}:
+        return False
+    return all(life.alive and life.ready for life in fleet.current.values())
 
 
 def rss_growth_mb(fleet: Fleet) -> float:
