@@ -17,7 +17,7 @@ from tests.chaos.tiers import TIERS
 
 # Broker-wide faults (rabbitmqctl stop_app, kill -9) hit everyone on the broker; "proxy" keeps
 # them to the services under test. INVOICER_CHAOS_BROKER chooses; see docs/reliability.md.
-DEFAULT_BROKER_MODE = os.environ.get("INVOICER_CHAOS_BROKER", "real")
+DEFAULT_BROKER_MODE = os.environ.get("INVOICER_CHAOS_BROKER", "connections")
 
 
 def main(argv: list[str] | None = None) -> int:
