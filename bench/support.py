@@ -501,7 +501,12 @@ async def broker(url: str = BROKER) -> AsyncIterator[AbstractConnection]:
 async def cleanup(connection: AbstractConnection, topology: Topology, *extra_queues: str) -> None:
     """Delete every queue and exchange of `topology` (input/output included) and `extra_queues`."""
     await delete(connection, topology, shared_exchanges=True)
-    for name in extra_queues:
+    await delete_queues(connection, *extra_queues)
+
+
+async def delete_queues(connection: AbstractConnection, *names: str) -> None:
+    """Delete these queues if they exist."""
+    for name in names:
         with contextlib.suppress(Exception):
             async with connection.channel() as ch:
                 await ch.queue_delete(name)

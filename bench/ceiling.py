@@ -1,0 +1,324 @@
+"""The broker's ceiling for the service's message pattern (DESIGN §3), with no API work.
+
+pattern: N order.shipped events go to the input exchange while a worker process (standing in
+for the service: same quorum queues and arguments, persistent messages, publisher confirms,
+prefetch = concurrency per consumer, one semaphore of `concurrency`) runs
+  triggers → intent (confirmed) → ack;
+  intents  → "invoice.created" to the output exchange (confirmed), then a check to pdf
+             (confirmed) → ack;
+  pdf      → "invoice.pdf_ready" (confirmed) → ack,
+i.e. 3 consumes/acks and 4 confirmed publishes per event. This process captures the output
+like bench/pipeline.py does, and the figure is events/s from the first publish to the last
+pdf_ready. relay: one consume → publish (confirmed) → ack hop over a pre-loaded quorum queue.
+
+Run: .venv/bin/python -m bench.ceiling [--events 3000] [--concurrency 64] [--uvloop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+
+import aio_pika
+import orjson
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+from pamqp.common import FieldValue
+
+from bench import support
+from consumer.amqp.declare import declare
+from handlers.ports import Stage
+
+DEFAULT_EVENTS = 3000
+DEFAULT_RELAY = 10000
+DEFAULT_CONCURRENCY = 64  # what bench/pipeline.py gives the service
+# Roughly the sizes the service sends: an intent, a full invoice.created, a check, pdf_ready.
+PAD_INTENT, PAD_CREATED, PAD_CHECK, PAD_READY = 200, 1800, 150, 250
+Callback = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PatternResult:
+    events: int
+    seconds: float
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    concurrency: int
+    loop: str
+    complete: bool
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    messages: int
+    seconds: float
+    messages_per_s: float
+    concurrency: int
+    loop: str
+
+
+# -- the worker (a child process, like the service) ---------------------------------------
+
+
+def _body(fields: dict[str, object], pad: int) -> bytes:
+    return orjson.dumps({**fields, "pad": "x" * pad})
+
+
+async def worker(prefix: str, concurrency: int, broker: str) -> None:
+    """Run the three stages on `prefix`'s queues until killed."""
+    names = support.Names(prefix)
+    topology = names.topology()
+    connection = await aio_pika.connect(broker)
+    publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    consume_channel = await connection.channel()
+    await consume_channel.set_qos(prefetch_count=concurrency)
+    route = await publish_channel.get_exchange(topology.route_exchange, ensure=False)
+    out = await publish_channel.get_exchange(topology.output_exchange, ensure=False)
+    slots = asyncio.Semaphore(concurrency)
+    intents, pdf = topology.stage_queue("intents"), topology.stage_queue("pdf")
+
+    def message(body: bytes, message_id: str | None) -> aio_pika.Message:
+        return aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+        )
+
+    async def plan(incoming: AbstractIncomingMessage) -> None:
+        async with slots:
+            event = orjson.loads(incoming.body)
+            intent = _body({"order_id": event["order_id"]}, PAD_INTENT)
+            await route.publish(message(intent, incoming.message_id), intents)
+            await incoming.ack()
+
+    async def issue(incoming: AbstractIncomingMessage) -> None:
+        async with slots:
+            order_id = orjson.loads(incoming.body)["order_id"]
+            created = _body({"order_ids": [order_id]}, PAD_CREATED)
+            await out.publish(message(created, incoming.message_id), "invoice.created")
+            check = _body({"invoice_id": f"inv-{order_id}"}, PAD_CHECK)
+            await route.publish(message(check, incoming.message_id), pdf)
+            await incoming.ack()
+
+    async def check(incoming: AbstractIncomingMessage) -> None:
+        async with slots:
+            invoice_id = orjson.loads(incoming.body)["invoice_id"]
+            ready = _body({"invoice_id": invoice_id}, PAD_READY)
+            await out.publish(message(ready, incoming.message_id), "invoice.pdf_ready")
+            await incoming.ack()
+
+    stages: tuple[tuple[Stage, Callback], ...] = (
+        ("triggers", plan),
+        ("intents", issue),
+        ("pdf", check),
+    )
+    for stage, callback in stages:
+        queue = await consume_channel.get_queue(topology.stage_queue(stage), ensure=False)
+        await queue.consume(callback)
+    await asyncio.Event().wait()  # until killed
+
+
+# -- the measurements (this process) ------------------------------------------------------
+
+
+async def pattern(
+    connection: AbstractConnection,
+    *,
+    events: int = DEFAULT_EVENTS,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    use_uvloop: bool = False,
+    broker: str = support.BROKER,
+    within: float = 120.0,
+) -> PatternResult:
+    """The 3-stage pattern with `events` events through a worker process; cleans up after."""
+    names = support.Names(support.fresh_prefix("ceiling"))
+    topology = names.topology()
+    capture_queue = f"{names.prefix}.capture"
+    argv = [sys.executable, "-m", "bench.ceiling", "--worker", names.prefix]
+    argv += ["--concurrency", str(concurrency), "--broker", broker]
+    argv += ["--uvloop"] if use_uvloop else []
+    try:
+        async with connection.channel() as channel:
+            await declare(channel, topology)
+        async with (
+            support.capturing(connection, names.output_exchange, capture_queue) as cap,
+            support.child_process("ceiling-worker", argv, grace=2.0) as child,
+        ):
+            stages = list(topology.consumed_queues)
+
+            async def ready() -> bool:
+                counts = await support.consumer_counts(connection, stages)
+                return all(c >= 1 for c in counts)
+
+            await support.wait_for(ready, within=30, what="the worker", child=child)
+            sent: dict[str, float] = {}
+            started = time.monotonic()
+            async with connection.channel(publisher_confirms=True) as channel:
+                await support.publish_all(
+                    channel,
+                    names.input_exchange,
+                    (
+                        ("order.shipped", support.shipped_event(f"o{i}", f"e{i}"), f"o{i}")
+                        for i in range(events)
+                    ),
+                    on_publish=lambda order_id: sent.__setitem__(order_id, time.monotonic()),
+                )
+            complete = await cap.until(lambda c: len(c.ready) >= events, within)
+            finished = max(cap.ready.values(), default=time.monotonic())
+    finally:
+        await support.cleanup(connection, topology, capture_queue)
+    seconds = finished - started
+    latencies = [t - sent[o] for o, t in cap.created.items() if o in sent]
+    return PatternResult(
+        events=len(cap.ready),
+        seconds=round(seconds, 3),
+        events_per_s=round(len(cap.ready) / seconds, 1) if seconds > 0 else 0.0,
+        p50_ms=support.ms(support.percentile(latencies, 50)),
+        p99_ms=support.ms(support.percentile(latencies, 99)),
+        concurrency=concurrency,
+        loop="uvloop" if use_uvloop else "asyncio",
+        complete=complete,
+    )
+
+
+async def relay(
+    connection: AbstractConnection,
+    *,
+    messages: int = DEFAULT_RELAY,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> RelayResult:
+    """Consume a pre-loaded quorum queue, publish each message (confirmed) to another, ack."""
+    prefix = support.fresh_prefix("relay")
+    source, target = f"{prefix}.a", f"{prefix}.b"
+    args: dict[str, FieldValue] = {"x-queue-type": "quorum"}
+    try:
+        async with connection.channel(publisher_confirms=True) as channel:
+            for name in (source, target):
+                await channel.declare_queue(name, durable=True, arguments=args)
+            body = _body({"order_id": "o"}, PAD_INTENT)
+            await support.publish_all(
+                channel, "", ((source, body, f"m{i}") for i in range(messages))
+            )
+        publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        consume_channel = await connection.channel()
+        await consume_channel.set_qos(prefetch_count=concurrency)
+        default = publish_channel.default_exchange
+        done = asyncio.Event()
+        relayed = 0
+        slots = asyncio.Semaphore(concurrency)
+
+        async def hop(incoming: AbstractIncomingMessage) -> None:
+            nonlocal relayed
+            async with slots:
+                outgoing = aio_pika.Message(
+                    incoming.body,
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=incoming.message_id,
+                )
+                await default.publish(outgoing, target)
+                await incoming.ack()
+                relayed += 1
+                if relayed >= messages:
+                    done.set()
+
+        queue = await consume_channel.get_queue(source, ensure=False)
+        started = time.monotonic()
+        tag = await queue.consume(hop)
+        await asyncio.wait_for(done.wait(), 120)
+        seconds = time.monotonic() - started
+        await queue.cancel(tag)
+        await consume_channel.close()
+        await publish_channel.close()
+    finally:
+        await support.delete_queues(connection, source, target)
+    return RelayResult(
+        messages=relayed,
+        seconds=round(seconds, 3),
+        messages_per_s=round(relayed / seconds, 1),
+        concurrency=concurrency,
+        loop=support.loop_name(),
+    )
+
+
+def table_rows(p: PatternResult, r: RelayResult | None) -> list[list[object]]:
+    rows: list[list[object]] = [
+        [
+            "3-stage pattern (3 acks, 4 confirms)",
+            p.events,
+            p.seconds,
+            p.events_per_s,
+            "events/s",
+            p.loop,
+        ]
+    ]
+    if r is not None:
+        rows.append(
+            [
+                "relay consume→publish→ack",
+                r.messages,
+                r.seconds,
+                r.messages_per_s,
+                "msg/s",
+                r.loop,
+            ]
+        )
+    return rows
+
+
+HEADERS = ("measure", "count", "seconds", "rate", "unit", "loop")
+
+
+async def main(args: argparse.Namespace) -> None:
+    async with support.broker(args.broker) as connection:
+        p = await pattern(
+            connection,
+            events=args.events,
+            concurrency=args.concurrency,
+            use_uvloop=args.uvloop,
+            broker=args.broker,
+        )
+        r = None
+        if args.relay:
+            r = await relay(connection, messages=args.relay, concurrency=args.concurrency)
+    print(f"ceiling: concurrency {args.concurrency}, quorum queues, persistent, confirms")
+    if not p.complete:
+        print(f"INCOMPLETE: {p.events} of {args.events} events reached pdf_ready")
+    support.print_table("broker ceiling (no API work)", HEADERS, table_rows(p, r))
+    print(f"pattern event→created p50 {p.p50_ms} ms  p99 {p.p99_ms} ms (backlog queueing)")
+    support.emit_json(
+        {
+            "bench": "ceiling",
+            "pattern": asdict(p),
+            "relay": asdict(r) if r is not None else None,
+            "events_per_s": p.events_per_s,
+            "relay_msg_per_s": r.messages_per_s if r is not None else None,
+        }
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--events", type=int, default=DEFAULT_EVENTS)
+    p.add_argument("--relay", type=int, default=DEFAULT_RELAY, help="relay messages (0: skip)")
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    p.add_argument("--uvloop", action="store_true", help="run the worker and relay on uvloop")
+    p.add_argument("--broker", default=support.BROKER)
+    p.add_argument("--worker", metavar="PREFIX", help=argparse.SUPPRESS)
+    return p
+
+
+if __name__ == "__main__":
+    arguments = parser().parse_args()
+    if arguments.worker:
+        support.run(
+            worker(arguments.worker, arguments.concurrency, arguments.broker),
+            use_uvloop=arguments.uvloop,
+        )
+    else:
+        support.run(main(arguments), use_uvloop=arguments.uvloop)
