@@ -1,5 +1,6 @@
 """The service as real subprocesses (`python -m consumer run`): slots that are killed,
-armed with crash points, restarted, and whose every log line and RSS sample is kept."""
+armed with crash points, restarted, and whose every log line and RSS sample is kept. Every
+process dies with the harness (tests.chaos.children), however the harness ends."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from consumer.crash import EXIT_CODE
+from tests.chaos.children import kill_group, spawn_options, track
 
 LINE_LIMIT = 4 * 2**20  # a longer log line would stop the reader and hide every later line
+SERVICE = (sys.executable, "-m", "consumer", "run")
 
 
 @dataclass
@@ -63,8 +66,10 @@ class Fleet:
         *,
         restart_delay: float = 1.0,
         on_event: Callable[[str, int, str], None] | None = None,
+        command: Sequence[str] = SERVICE,
     ) -> None:
         self.size = size
+        self.command = tuple(command)
         self._env = env
         self.restart_delay = restart_delay
         self.lives: list[Life] = []
@@ -89,15 +94,14 @@ class Fleet:
         if crash_at:
             env["INVOICER_CRASH_AT"] = crash_at
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "consumer",
-            "run",
+            *self.command,
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             limit=LINE_LIMIT,
+            **spawn_options(),
         )
+        track(proc.pid)
         life = Life(slot, crash_at, proc, time.monotonic())
         life.reader = asyncio.ensure_future(self._read(life))
         self.lives.append(life)
@@ -116,7 +120,7 @@ class Fleet:
         if life is None or not life.alive:
             return False
         life.killed = True
-        life.proc.send_signal(signal.SIGKILL)
+        kill_group(life.proc.pid)
         self._on_event("sigkill", slot, life.crash_at or "")
         return True
 
@@ -165,12 +169,23 @@ class Fleet:
             try:
                 await asyncio.wait_for(life.proc.wait(), 30)
             except TimeoutError:
-                life.proc.kill()
+                kill_group(life.proc.pid)
                 await life.proc.wait()
             if life.reader is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(life.reader, 5)
             life.ended = life.ended or time.monotonic()
+
+    def kill_all(self) -> int:
+        """SIGKILL every live process group at once, synchronously: the last word on any exit
+        path (an exception, a cancelled run); returns how many were alive."""
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+        alive = [life for life in self.lives if life.alive]
+        for life in alive:  # only unreaped pids: a reaped one may belong to someone else now
+            kill_group(life.proc.pid)
+        return len(alive)
 
     def tail(self, n: int = 20) -> str:
         return "\n".join(

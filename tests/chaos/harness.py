@@ -131,39 +131,42 @@ async def _run(r: Rig) -> Result:
 
     driver = Driver(sb, r.connection, f"{prefix}.in", plan, r.secret, live_ports, tier.seed)
     injector = Injector(tier, fleet, broker, sb, during_outage=driver.probe_webhook)
-    setup = time.monotonic()
-    await fleet.start()
-    await fleet.wait_ready(90)
-    durations["start"] = time.monotonic() - setup
-    t0 = time.monotonic()
-    work = asyncio.gather(driver.run(t0, tier.release_s * 0.5), injector.run(t0))
-    try:  # a harness that hangs must fail with its figures, not be killed by a timeout
-        await asyncio.wait_for(work, max(tier.release_s, tier.fault_window_s) + 150)
-    except TimeoutError:
-        injector.errors.append("workload or faults still running 150 s after their window")
-    injector.errors += [f"source event {i} never confirmed" for i in driver.unconfirmed]
-    durations["traffic_and_faults"] = time.monotonic() - t0
-    r.log(f"  workload and faults done after {durations['traffic_and_faults']:.0f}s; quiescing")
+    try:  # the services never outlive the run, whatever ends it (see also children.py)
+        setup = time.monotonic()
+        await fleet.start()
+        await fleet.wait_ready(90)
+        durations["start"] = time.monotonic() - setup
+        t0 = time.monotonic()
+        work = asyncio.gather(driver.run(t0, tier.release_s * 0.5), injector.run(t0))
+        try:  # a harness that hangs must fail with its figures, not be killed by a timeout
+            await asyncio.wait_for(work, max(tier.release_s, tier.fault_window_s) + 150)
+        except TimeoutError:
+            injector.errors.append("workload or faults still running 150 s after their window")
+        injector.errors += [f"source event {i} never confirmed" for i in driver.unconfirmed]
+        durations["traffic_and_faults"] = time.monotonic() - t0
+        r.log(f"  workload and faults done after {durations['traffic_and_faults']:.0f}s; quiescing")
 
-    stage_queues = [r.topology.stage_queue(s) for s in STAGES]
-    busy = [q.name for q in r.topology.queues if q.name != f"{prefix}.dead"]
+        stage_queues = [r.topology.stage_queue(s) for s in STAGES]
+        busy = [q.name for q in r.topology.queues if q.name != f"{prefix}.dead"]
 
-    async def depth() -> int:
-        stats = await broker.queue_stats(r.connection, busy)
-        return sum(s.messages for s in stats)
+        async def depth() -> int:
+            stats = await broker.queue_stats(r.connection, busy)
+            return sum(s.messages for s in stats)
 
-    poison_ids = {s.message_id for s in driver.sent if s.kind == "poison"}
-    q0 = time.monotonic()
-    quiet = await quiesce(sb, out, dead, fleet, poison_ids, depth, tier.quiesce_s)
-    durations["quiesce"] = time.monotonic() - q0
-    try:
-        totals = await broker.queue_totals(prefix)
-    except RuntimeError:
-        stats = await broker.queue_stats(r.connection, busy)
-        totals = {s.name: (s.messages, s.consumers) for s in stats}
-    live = len(fleet.live())
-    last_activity = max(out.last_at, dead.last_at)
-    await fleet.stop()
+        poison_ids = {s.message_id for s in driver.sent if s.kind == "poison"}
+        q0 = time.monotonic()
+        quiet = await quiesce(sb, out, dead, fleet, poison_ids, depth, tier.quiesce_s)
+        durations["quiesce"] = time.monotonic() - q0
+        try:
+            totals = await broker.queue_totals(prefix)
+        except RuntimeError:
+            stats = await broker.queue_stats(r.connection, busy)
+            totals = {s.name: (s.messages, s.consumers) for s in stats}
+        live = len(fleet.live())
+        last_activity = max(out.last_at, dead.last_at)
+        await fleet.stop()
+    finally:
+        fleet.kill_all()
     logs_path = os.path.join(tempfile.gettempdir(), f"{prefix}.services.log")
     fleet.write_logs(logs_path)
     observed = Observed(

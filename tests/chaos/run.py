@@ -7,17 +7,27 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from typing import cast
 
 from tests.chaos.broker import BROKER_MODES, BrokerMode
-from tests.chaos.harness import run
+from tests.chaos.harness import Result, run
 from tests.chaos.report import figures, markdown, render
-from tests.chaos.tiers import TIERS
+from tests.chaos.tiers import TIERS, Tier
 
 # Broker-wide faults (rabbitmqctl stop_app, kill -9) hit everyone on the broker; "proxy" keeps
 # them to the services under test. INVOICER_CHAOS_BROKER chooses; see docs/reliability.md.
 DEFAULT_BROKER_MODE = os.environ.get("INVOICER_CHAOS_BROKER", "connections")
+
+
+async def _until_terminated(tier: Tier, mode: BrokerMode) -> Result:
+    """The run, cancelled by SIGTERM like by Ctrl-C, so its clean-up (processes, queues,
+    broker user) runs either way."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await run(tier, broker_mode=mode, log=lambda s: print(s, flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     tier = TIERS[args.tier]
     if args.seed is not None:
         tier = tier.with_seed(args.seed)
-    result = asyncio.run(
-        run(tier, broker_mode=cast(BrokerMode, args.broker), log=lambda s: print(s, flush=True))
-    )
+    try:
+        result = asyncio.run(_until_terminated(tier, cast(BrokerMode, args.broker)))
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        print("chaos run aborted; its processes and broker objects were cleaned up", flush=True)
+        return 130
     print(render(result), flush=True)
     doc = json.loads(
         json.dumps(
