@@ -28,6 +28,15 @@ def _short(items: Any, n: int = 3) -> str:
     return text if len(text) < 300 else text[:300] + "…"
 
 
+def _verdict(
+    number: int, name: str, detail: str, problems: list[str], shown: str | None = None
+) -> Check:
+    """The check fails on any problem; the detail then ends with them (or with `shown`)."""
+    if problems:
+        detail += f"; {_short(problems) if shown is None else shown}"
+    return Check(number, name, not problems, detail)
+
+
 def exactly_once(o: Observed) -> Check:
     twice, never = o.ledger.invoiced_more_than_once(), o.ledger.never_invoiced()
     ok = not twice and not never
@@ -65,12 +74,7 @@ def created_events(o: Observed) -> Check:
     copies = sum(len(v) for v in by_invoice.values())
     extra = copies - len(by_invoice)
     detail = f"{len(by_invoice)} invoices, {copies} invoice.created ({extra} duplicate deliveries)"
-    return Check(
-        2,
-        "one event_id per invoice, payload equals the ledger",
-        not problems,
-        detail + (f"; {_short(problems)}" if problems else ""),
-    )
+    return _verdict(2, "one event_id per invoice, payload equals the ledger", detail, problems)
 
 
 def pdf_events(o: Observed) -> Check:
@@ -99,12 +103,7 @@ def pdf_events(o: Observed) -> Check:
     ready = len(o.out.of("invoice.pdf_ready"))
     detail = f"{len(first_ready)} invoices with pdf_ready ({ready} messages), "
     detail += f"{len(timed_out)} pdf_timeout"
-    return Check(
-        3,
-        "pdf_ready with the ledger URL, after invoice.created",
-        not problems,
-        detail + (f"; {_short(problems)}" if problems else ""),
-    )
+    return _verdict(3, "pdf_ready with the ledger URL, after invoice.created", detail, problems)
 
 
 def nothing_lost(o: Observed) -> Check:
@@ -135,11 +134,8 @@ def drained(o: Observed) -> Check:
         if o.queues.get(q, (0, 0))[1] != live
     ]
     detail = f"{len(o.queues)} queues inspected, {live} live processes"
-    return Check(
-        5,
-        "work, wait and intent queues drained; consumers = live processes",
-        not problems,
-        detail + (f"; {_short(problems)}" if problems else ""),
+    return _verdict(
+        5, "work, wait and intent queues drained; consumers = live processes", detail, problems
     )
 
 
@@ -163,11 +159,8 @@ def dead_letters(o: Observed) -> Check:
         problems.append(f"pdf_timeout for {sorted(timed_out)}, PDFs never made for {sorted(never)}")
     reasons = Counter(m.reason for m in o.dead.messages)
     detail = f"{len(o.dead.messages)} dead letters {dict(sorted(reasons.items()))}"
-    return Check(
-        6,
-        "dead letters are exactly the injected poison, each with its reason",
-        not problems,
-        detail + (f"; {_short(problems)}" if problems else ""),
+    return _verdict(
+        6, "dead letters are exactly the injected poison, each with its reason", detail, problems
     )
 
 
@@ -188,11 +181,8 @@ def webhooks(o: Observed) -> Check:
     statuses = Counter(a.status for a in o.answers)
     detail = f"{len(o.attack_answers)} attacks answered; valid deliveries answered "
     detail += str(dict(sorted(statuses.items())))
-    return Check(
-        7,
-        "webhook statuses as specified; 5xx only 503 while the broker is down",
-        not problems,
-        detail + (f"; {_short(problems)}" if problems else ""),
+    return _verdict(
+        7, "webhook statuses as specified; 5xx only 503 while the broker is down", detail, problems
     )
 
 
@@ -211,12 +201,8 @@ def no_secrets(o: Observed) -> Check:
         f"{len(o.log_lines)} log lines, {len(o.out.messages)} events, "
         f"{len(o.dead.messages)} dead letters searched for {len(o.canaries)} canaries"
     )
-    return Check(
-        8,
-        "no secret in any log line, event or dead letter",
-        not leaks,
-        detail + (f"; leaks {dict(leaks)}" if leaks else ""),
-    )
+    name = "no secret in any log line, event or dead letter"
+    return _verdict(8, name, detail, list(leaks), shown=f"leaks {dict(leaks)}")
 
 
 def recovery(o: Observed) -> Check:
@@ -232,19 +218,15 @@ def recovery(o: Observed) -> Check:
     detail = (
         f"last event {o.recovery_s:.1f}s after the last fault; RSS growth {o.rss_growth_mb:.1f} MB"
     )
-    return Check(
-        9,
-        "recovered within 120 s of the last fault; RSS growth under 50 MB",
-        not problems,
-        detail + (f"; {'; '.join(problems)}" if problems else ""),
-    )
+    name = "recovered within 120 s of the last fault; RSS growth under 50 MB"
+    return _verdict(9, name, detail, problems, shown="; ".join(problems))
 
 
 def faults_injected(o: Observed) -> Check:
     """Not an invariant of the service but of the run: the faults it claims really happened."""
     problems = o.fault_errors + [f"crash point {p} never reached" for p in o.unfired]
-    detail = "every scheduled fault injected, every crash point reached"
-    return Check(0, "faults injected as scheduled", not problems, "; ".join(problems) or detail)
+    detail = "; ".join(problems) or "every scheduled fault injected, every crash point reached"
+    return Check(0, "faults injected as scheduled", not problems, detail)
 
 
 ALL = (
