@@ -1,6 +1,6 @@
 """Broker-side faults and inspection: connection closes, outages, kill -9, queue depths.
 
-Mode "proxy" confines every fault to the services (they connect through a BrokerProxy);
+Mode "proxy" confines every fault to the services (they connect through a TcpProxy);
 "connections" closes the services' connections on the broker (`rabbitmqctl close_connection`,
 our own user only) but keeps outages in the proxy; "real" also stops the broker
 (`stop_app`/`start_app`, kill -9 + restart) and so hits everyone else on it."""
@@ -19,7 +19,7 @@ from typing import Literal
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
-from tests.chaos.proxy import BrokerProxy
+from tests.support.tcp_proxy import TcpProxy
 
 log = logging.getLogger(__name__)
 BrokerMode = Literal["proxy", "connections", "real"]
@@ -77,11 +77,11 @@ class Broker:
         self.mode = mode
         self.host, self.port, self.user = host, port, user
         self.password = ""
-        self.proxy = BrokerProxy(host, port)
+        self.proxy = TcpProxy(host, port)
         self._down = asyncio.Lock()  # one outage at a time: overlapping ones would blur
 
     async def start(self) -> None:
-        await self.proxy.up()
+        await self.proxy.start()
 
     async def close(self) -> None:
         await self.proxy.close()
@@ -129,9 +129,9 @@ class Broker:
         """The broker goes away for `seconds` (`stop_app`/`start_app` in real mode)."""
         async with self._down:
             if self.mode != "real":
-                await self.proxy.down()
+                await self.proxy.cut()
                 await asyncio.sleep(seconds)
-                await self.proxy.up()
+                await self.proxy.start()
                 return
             await ctl("stop_app", limit=120)
             try:

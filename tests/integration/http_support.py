@@ -1,5 +1,5 @@
-"""Helpers for the HTTP tests: a cuttable TCP proxy to the broker, a test-only confirmed
-publisher, raw-socket HTTP, and a per-test exchange with a counting queue."""
+"""Helpers for the HTTP tests: a test-only confirmed publisher, raw-socket HTTP, and a per-test
+exchange with a counting queue (the cuttable TCP proxy is tests.support.tcp_proxy)."""
 
 from __future__ import annotations
 
@@ -15,64 +15,13 @@ from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnectio
 
 from consumer.http.health import Check
 from consumer.http.signature import sign
+from tests.support.tcp_proxy import BROKER_HOST, BROKER_PORT
 
-BROKER_HOST = "127.0.0.1"
-BROKER_PORT = 5672
 BROKER_URL = f"amqp://guest:guest@{BROKER_HOST}:{BROKER_PORT}/"
 
 
 def unique(prefix: str = "t") -> str:
     return f"{prefix}{uuid4().hex[:10]}"
-
-
-class TcpProxy:
-    """Forwards a local port to the broker; `cut()` drops every connection and stops listening."""
-
-    def __init__(self, target_host: str = BROKER_HOST, target_port: int = BROKER_PORT) -> None:
-        self._target = (target_host, target_port)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def restore(self) -> None:
-        await self.start()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update((writer, up_writer))
-        await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
-        )
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            self._writers.discard(writer)
-            writer.transport.abort()
-
-    @property
-    def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
 
 class TestTriggerPublisher:

@@ -21,10 +21,10 @@ from consumer.metrics import Metrics
 from tests.integration.control_support import TestConsumerSet, delete_queues
 from tests.integration.http_support import (
     BROKER_URL,
-    TcpProxy,
     unique,
 )
 from tests.integration.pipeline_support import eventually
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,6 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 import sandbox
-from tests.integration.http_support import TcpProxy
 from tests.integration.pipeline_support import (
     assert_exactly_once,
     capture,
@@ -18,6 +17,7 @@ from tests.integration.pipeline_support import (
     service,
     settled,
 )
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup", "no_crash_env")]
 

@@ -15,7 +15,7 @@ from consumer.amqp.declare import declare
 from consumer.amqp.publisher import ATTEMPT_HEADER, Publisher, PublishFailed
 from consumer.amqp.topology import build
 from consumer.settings import Settings
-from tests.integration.http_support import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup")]
 

@@ -13,8 +13,9 @@ from aio_pika.abc import AbstractRobustConnection
 
 import sandbox
 from tests.conftest import sandbox_options
-from tests.integration.http_support import TcpProxy, envelope, signed_headers
+from tests.integration.http_support import envelope, signed_headers
 from tests.integration.pipeline_support import capture, eventually, service
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

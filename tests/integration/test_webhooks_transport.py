@@ -17,7 +17,6 @@ from consumer.metrics import Metrics
 from tests.integration.http_support import (
     AlwaysReady,
     InputExchange,
-    TcpProxy,
     TestTriggerPublisher,
     drip_until_closed,
     envelope,
@@ -26,6 +25,7 @@ from tests.integration.http_support import (
     signed_headers,
     status_of,
 )
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

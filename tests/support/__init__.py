@@ -1,0 +1,1 @@
+"""Test helpers shared by the integration tests and the chaos harness."""
