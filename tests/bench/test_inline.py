@@ -1,0 +1,61 @@
+"""bench/inline.py at a tiny size: the JSON line has every figure; each order got both events."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "inline.py"
+KEYS = {
+    "bench",
+    "orders",
+    "prefetch",
+    "complete",
+    "created",
+    "pdf_ready",
+    "events_per_s_created",
+    "events_per_s_pdf_ready",
+    "event_to_created_ms",
+    "afosto_calls_per_invoice",
+    "afosto_calls",
+    "invoices",
+    "items_invoiced_twice",
+    "cpu_s_per_1000_events",
+    "peak_rss_mb",
+    "latency_ms",
+    "pdf_delay_s",
+    "poll_interval_s",
+    "seed",
+}
+
+
+def test_tiny_run_reports_every_figure_and_both_events_per_order(broker_url: str) -> None:
+    orders = 6
+    argv = [sys.executable, str(SCRIPT), f"--orders={orders}", "--prefetch=4", "--latency-ms=5"]
+    argv += ["--pdf-min-s=0.05", "--pdf-max-s=0.3", "--poll-interval=0.1", f"--broker={broker_url}"]
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result) == KEYS
+    assert set(result["event_to_created_ms"]) == {"p50", "p95", "p99"}
+    assert result["complete"] is True
+    assert result["created"] == result["pdf_ready"] == result["invoices"] == orders
+    assert result["items_invoiced_twice"] == 0
+    # One order query and one mutation per invoice, then at least one poll for the PDF.
+    calls = result["afosto_calls"]
+    assert calls["order"] == calls["mutation"] == orders
+    assert calls["invoice"] >= orders
+    assert result["events_per_s_pdf_ready"] > 0
+    assert result["cpu_s_per_1000_events"] > 0
