@@ -1,6 +1,6 @@
 """The service as real subprocesses (`python -m consumer run`): slots that are killed,
 armed with crash points, restarted, and whose every log line and RSS sample is kept. Every
-process dies with the harness (tests.chaos.children), however the harness ends."""
+process dies with the harness (tests.support.children), however the harness ends."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from consumer.crash import EXIT_CODE
-from tests.chaos.children import kill_group, spawn_options, track
+from tests.support.children import kill_group, spawn_options, track
 
 LINE_LIMIT = 4 * 2**20  # a longer log line would stop the reader and hide every later line
 SERVICE = (sys.executable, "-m", "consumer", "run")

@@ -131,7 +131,7 @@ async def _run(r: Rig) -> Result:
 
     driver = Driver(sb, r.connection, f"{prefix}.in", plan, r.secret, live_ports, tier.seed)
     injector = Injector(tier, fleet, broker, sb, during_outage=driver.probe_webhook)
-    try:  # the services never outlive the run, whatever ends it (see also children.py)
+    try:  # the services never outlive the run, whatever ends it (also tests/support/children)
         setup = time.monotonic()
         await fleet.start()
         await fleet.wait_ready(90)

@@ -1,6 +1,6 @@
-"""Child processes that die with the harness: each starts in its own session (one process
-group to kill, out of reach of the terminal's Ctrl-C) and, on Linux, with PR_SET_PDEATHSIG
-set to SIGKILL, so even a SIGKILL of the harness takes them down."""
+"""Child processes that die with whoever started them (the chaos harness, a test): each starts
+in its own session (one process group to kill, out of reach of the terminal's Ctrl-C) and, on
+Linux, with PR_SET_PDEATHSIG set to SIGKILL, so even a SIGKILL of the parent takes them down."""
 
 from __future__ import annotations
 
