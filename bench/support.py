@@ -30,13 +30,14 @@ import aiohttp
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from consumer.amqp.declare import delete
+from consumer.amqp.declare import declare, delete
 from consumer.amqp.topology import Topology, build
 from consumer.settings import AmqpSettings, load_settings
 
 BROKER = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 API_KEY = "bench-api-key-0123456789"
-STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standin.py")
+# Children run from the repo root, so `python -m bench.<name>` finds this package.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -260,6 +261,7 @@ async def child_process(
     proc = await asyncio.create_subprocess_exec(
         *argv,
         env=dict(env) if env is not None else None,
+        cwd=ROOT,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -282,7 +284,12 @@ async def child_process(
 
 
 async def wait_for(
-    check: Callable[[], Awaitable[bool] | bool], *, within: float, what: str, child: Child | None
+    check: Callable[[], Awaitable[bool] | bool],
+    *,
+    within: float,
+    what: str,
+    child: Child | None,
+    poll: float = 0.05,
 ) -> None:
     """Poll `check` until true; fail naming `what` (with the child's log tail) otherwise."""
     deadline = time.monotonic() + within
@@ -295,7 +302,7 @@ async def wait_for(
         if time.monotonic() > deadline:
             tail = f":\n{child.tail()}" if child is not None else ""
             raise RuntimeError(f"timed out after {within}s waiting for {what}{tail}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(poll)
 
 
 def free_port() -> int:
@@ -364,11 +371,17 @@ async def sandbox_process(
 
 @asynccontextmanager
 async def standin_process(
-    *, pdf_delay_s: float = 0.0, extra: Sequence[str] = ()
+    *,
+    seed: int = 0,
+    pdf_delay_s: float = 0.0,
+    pdf_delay_max_s: float = 0.0,
+    latency_ms: float = 0.0,
+    extra: Sequence[str] = (),
 ) -> AsyncIterator[HttpApi]:
     """bench/standin.py (a zero-latency Afosto stand-in) on a free port."""
-    argv = [sys.executable, STANDIN, "--port", "0", "--api-key", API_KEY]
-    argv += ["--pdf-delay", str(pdf_delay_s), *extra]
+    argv = [sys.executable, "-m", "bench.standin", "--port", "0", "--api-key", API_KEY]
+    argv += ["--seed", str(seed), "--pdf-delay", str(pdf_delay_s)]
+    argv += ["--pdf-delay-max", str(pdf_delay_max_s), "--latency-ms", str(latency_ms), *extra]
     async with (
         child_process("standin", argv) as child,
         aiohttp.ClientSession() as session,
@@ -478,11 +491,34 @@ async def service_process(
         async def ready() -> bool:
             return all(c >= 1 for c in await consumer_counts(connection, stages))
 
-        await wait_for(ready, within=within, what="the service to consume", child=child)
+        # Polled often: benches take the moment it consumes as the start of their clock.
+        await wait_for(ready, within=within, what="the service to consume", child=child, poll=0.01)
         yield child
 
 
 # -- broker helpers ----------------------------------------------------------------------
+
+
+async def declare_topology(connection: AbstractConnection, topology: Topology) -> None:
+    """Declare what the service would (same arguments), e.g. to pre-load a backlog."""
+    async with connection.channel() as channel:
+        await declare(channel, topology)
+
+
+async def metric_sums(port: int, name: str, label: str) -> dict[str, tuple[float, float]]:
+    """`label` value → (sum, count) of histogram `name` on the service's /metrics."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        text = await response.text()
+    found: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for suffix, slot in (("_sum{", 0), ("_count{", 1)):
+            if line.startswith(name + suffix):
+                value = line[line.index(f'{label}="') + len(label) + 2 :].split('"', 1)[0]
+                found.setdefault(value, [0.0, 0.0])[slot] = float(line.rsplit(" ", 1)[1])
+    return {k: (v[0], v[1]) for k, v in found.items()}
 
 
 async def connect(url: str = BROKER) -> AbstractConnection:
