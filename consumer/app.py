@@ -30,6 +30,7 @@ from consumer.http.webhooks import WebhookConfig, WebhookIngress
 from consumer.metrics import Metrics
 from consumer.settings import Settings, SettingsError
 from handlers.errors import Systemic
+from handlers.pdf_timing import PdfDelayEstimator
 from handlers.ports import Deps, Route, Stage
 from handlers.routing import ROUTES
 
@@ -121,6 +122,8 @@ async def running(
             pdf_deadline=pipeline.pdf_deadline,
             recheck_deadline=pipeline.recheck_deadline,
             crash=crash,
+            # A first PDF check rounds up to a wait tier anyway: choose among the tiers.
+            pdf_timing=PdfDelayEstimator(amqp.wait_tiers),
         )
         processor = Processor(
             topology=topology,

@@ -8,7 +8,7 @@ later, as a transient failure); none left means someone else invoiced them.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Final
 
 from handlers.errors import Conflict, Permanent, Transient
@@ -19,7 +19,6 @@ from schemas.afosto import Invoice
 from schemas.internal import Intent, PdfCheck
 from schemas.outbound import InvoiceCreated, InvoiceOut
 
-PDF_FIRST_DELAY: Final = timedelta(seconds=1)
 # A VALIDATION_ERROR on these fields means "already invoiced / no longer invoiceable": re-plan.
 # Any other field (different customers, currencies, …) cannot be fixed by retrying.
 REPLANNABLE_FIELDS: Final = frozenset({None, "invoice_id", "items"})
@@ -35,11 +34,16 @@ async def issue(intent: Intent, deps: Deps, ctx: Context) -> list[Outgoing]:
     except Conflict as conflict:
         return await _read_before_retry(intent, conflict, deps)
     deps.crash("after_mutation_returned")
-    return issued(invoice, intent.correlation_id, deps.clock.now())
+    return issued(invoice, intent.correlation_id, deps)
 
 
-def issued(invoice: Invoice, correlation_id: str, now: datetime) -> list[Outgoing]:
-    """invoice.created, then the first PDF check (at once when the PDF already exists)."""
+def issued(invoice: Invoice, correlation_id: str, deps: Deps) -> list[Outgoing]:
+    """invoice.created, then the first PDF check (at once when the PDF already exists).
+
+    The check waits `deps.pdf_timing.first_check()`, the delay PDFs were seen to take, so one
+    look usually finds it: fewer Afosto calls per invoice.
+    """
+    now = deps.clock.now()
     created = InvoiceCreated(
         event_id=event_id_for(invoice.id, "invoice.created"),
         occurred_at=invoice.created_at,
@@ -48,13 +52,16 @@ def issued(invoice: Invoice, correlation_id: str, now: datetime) -> list[Outgoin
         order_ids=invoice.order_ids,
         item_ids=invoice.item_ids,
     )
-    delay = None if invoice.pdf_url else PDF_FIRST_DELAY
+    # Counted from now, on our clock (Afosto's created_at may be skewed); an invoice read back
+    # after a conflict may be older, and then its first look is merely later than needed.
+    delay = None if invoice.pdf_url else deps.pdf_timing.first_check()
     check = PdfCheck(
         invoice_id=invoice.id,
         invoice_number=invoice.number,
         correlation_id=correlation_id,
         order_ids=invoice.order_ids,
         created_at=invoice.created_at,
+        seen_at=now,
         due_at=now + (delay or timedelta()),
         check=1,
     )
@@ -74,7 +81,7 @@ async def _read_before_retry(intent: Intent, conflict: Conflict, deps: Deps) -> 
                 f"invoice {intent.invoice_id} exists at Afosto with items {list(existing.item_ids)}"
                 f", not the intent's {list(intent.item_ids)} (order {intent.order_id})",
             )
-        return issued(existing, intent.correlation_id, deps.clock.now())
+        return issued(existing, intent.correlation_id, deps)
     if not conflict.unknown_outcome and conflict.field not in REPLANNABLE_FIELDS:
         raise Permanent(
             "api_rejected",

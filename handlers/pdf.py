@@ -31,6 +31,8 @@ async def poll_pdf(check: PdfCheck, deps: Deps, ctx: Context) -> list[Outgoing]:
             f"invoice {check.invoice_id} not found at Afosto",
             max_attempts=INVOICE_NOT_FOUND_ATTEMPTS,
         )
+    if check.seen_at is not None:  # checks queued by older versions cannot say
+        deps.pdf_timing.observe(check.due_at - check.seen_at, ready=bool(invoice.pdf_url))
     if invoice.pdf_url:
         ready = PdfReady(
             event_id=event_id_for(invoice.id, "invoice.pdf_ready"),

@@ -8,11 +8,13 @@ with publisher confirms, and only then acks the delivery (DESIGN §3).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel
+
+from handlers.pdf_timing import PdfDelayEstimator
 
 if TYPE_CHECKING:
     from schemas.afosto import Invoice, Order
@@ -50,6 +52,16 @@ class Clock(Protocol):
         """Timezone-aware current time."""
 
 
+class PdfTiming(Protocol):
+    """When to look first at a new invoice's PDF, learnt from earlier looks (pdf_timing.py)."""
+
+    def first_check(self) -> timedelta:
+        """How long after creation to look at a new invoice's PDF first."""
+
+    def observe(self, age: timedelta, ready: bool) -> None:
+        """One look scheduled `age` after issue saw the invoice; `ready`: the PDF was there."""
+
+
 @dataclass(frozen=True)
 class Deps:
     api: AfostoApi
@@ -58,6 +70,8 @@ class Deps:
     recheck_deadline: timedelta
     # Tests make a named point raise or kill the process; wired in consumer/, never from env here.
     crash: Callable[[CrashPoint], None] = no_crash
+    # Per process, like the consume loop's dedupe memory: each Deps learns on its own.
+    pdf_timing: PdfTiming = field(default_factory=PdfDelayEstimator)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ class PdfCheck(Internal):
     correlation_id: str
     order_ids: tuple[str, ...] = ()  # for the log line; checks queued before it existed lack it
     created_at: AwareDatetime  # the invoice's creation time at Afosto; the deadline counts from it
+    # Our clock when issue saw the invoice (absent in checks queued by older versions): the PDF
+    # delay estimate (handlers/pdf_timing.py) learns from due_at - seen_at, immune to skew.
+    seen_at: AwareDatetime | None = None
     due_at: AwareDatetime  # when this check was scheduled to run
     check: int = Field(ge=1)
 
