@@ -554,7 +554,7 @@ async def publish_all(
     messages: Iterable[tuple[str, bytes, str]],
     *,
     window: int = 500,
-    on_publish: Callable[[str], None] | None = None,
+    on_publish: Callable[[str], object] | None = None,
 ) -> int:
     """Publish persistent (routing key, body, message id) triples, `window` unconfirmed at a
     time (the channel must have confirms on); returns how many were sent."""
@@ -564,13 +564,7 @@ async def publish_all(
     for key, body, message_id in messages:
         if on_publish is not None:
             on_publish(message_id)
-        message = aio_pika.Message(
-            body,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message_id,
-        )
-        pending.append(target.publish(message, key))
+        pending.append(target.publish(persistent(body, message_id), key))
         sent += 1
         if len(pending) >= window:
             await asyncio.gather(*pending)
@@ -578,6 +572,16 @@ async def publish_all(
     if pending:
         await asyncio.gather(*pending)
     return sent
+
+
+def persistent(body: bytes, message_id: str | None) -> aio_pika.Message:
+    """A persistent JSON message, as the fulfilment pipeline would send it."""
+    return aio_pika.Message(
+        body,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message_id,
+    )
 
 
 def shipped_event(order_id: str, event_id: str) -> bytes:

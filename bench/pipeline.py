@@ -1,0 +1,412 @@
+"""The real service (`python -m consumer run`, its own process) draining a backlog of
+order.shipped events, against an Afosto stand-in and the sandbox, beside the broker's ceiling.
+
+Per scenario: N orders (one shipped event each, plus an optional fraction of duplicate
+deliveries) are created at the API, their events pre-loaded into the service's triggers
+queue, then the service starts; the clock starts when it consumes. A capture queue on the
+output exchange gives events/s to invoice.created and to invoice.pdf_ready, and
+event→invoice.created latency (from each event's publish time; in a backlog this is mostly
+queueing). Afosto calls per invoice come from the sandbox ledger / stand-in counters, CPU
+and peak RSS of the service from /proc. The ceiling (bench/ceiling.py) runs in the same run,
+and the stand-in scenario is printed as a ratio of it (issue 7: ≥ 70 %).
+
+Scenarios: standin (zero latency, PDFs ready at once), sandbox-0ms and sandbox-50ms (PDFs
+ready after U(0.2, 2) s). `--rate R` publishes at R events/s into the running service instead
+of a backlog, and prints p99 event→created next to 2 × (query + mutation time) + 150 ms.
+
+Run: .venv/bin/python -m bench.pipeline [--events 5000] [--concurrency 64]
+     [--scenarios standin,sandbox-0ms,sandbox-50ms] [--duplicates 0.1] [--rate 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aio_pika.abc import AbstractConnection
+
+from bench import ceiling, support
+
+DEFAULT_EVENTS = 5000
+DEFAULT_CONCURRENCY = ceiling.DEFAULT_CONCURRENCY
+# What each scenario may take at most; the default run must stay under 3 minutes in total.
+SCENARIO_TIMEOUT = 120.0
+LATENCY_METRIC = "invoicer_afosto_call_duration_seconds"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    api: str  # "standin" | "sandbox"
+    latency_ms: float
+    pdf_min_s: float
+    pdf_max_s: float
+    events: int | None = None  # None: the run's --events
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "standin": Scenario("standin", "standin", 0.0, 0.0, 0.0),
+    "sandbox-0ms": Scenario("sandbox-0ms", "sandbox", 0.0, 0.2, 2.0),
+    # Scaled down so the default run fits in 3 minutes (the sandbox spends CPU per call).
+    "sandbox-50ms": Scenario("sandbox-50ms", "sandbox", 50.0, 0.2, 2.0, events=3000),
+}
+
+
+@dataclass
+class ScenarioResult:
+    scenario: str
+    mode: str  # "backlog" | "rate <R>/s"
+    orders: int
+    deliveries: int  # events published, duplicates included
+    complete: bool
+    created: int
+    ready: int
+    seconds_to_created: float
+    seconds_to_ready: float
+    created_per_s: float
+    ready_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    invoices: int
+    calls_per_invoice: float
+    calls_per_invoice_by_op: dict[str, float]
+    calls: dict[str, dict[str, int]]
+    double_invoiced: int
+    cpu_s_per_1000: float
+    peak_rss_mb: float
+    api_ms: dict[str, float] = field(default_factory=dict)  # mean client-side call time
+    p99_bound_ms: float | None = None  # rate mode: 2 × (query + mutation) + 150 ms
+
+
+@asynccontextmanager
+async def api_for(scenario: Scenario, seed: int) -> AsyncIterator[support.HttpApi]:
+    if scenario.api == "standin":
+        async with support.standin_process(
+            seed=seed,
+            pdf_delay_s=scenario.pdf_min_s,
+            pdf_delay_max_s=scenario.pdf_max_s,
+            latency_ms=scenario.latency_ms,
+        ) as api:
+            yield api
+    else:
+        faults = {
+            "latency_ms": scenario.latency_ms,
+            "pdf_delay_min_s": scenario.pdf_min_s,
+            "pdf_delay_max_s": scenario.pdf_max_s,
+        }
+        async with support.sandbox_process(seed=seed, faults=faults) as api:
+            yield api
+
+
+def _deliveries(
+    order_ids: Sequence[str], duplicates: float, seed: int
+) -> list[tuple[str, bytes, str]]:
+    """One event per order plus `duplicates` × orders repeated deliveries (same event id, as a
+    real bus redelivers), in a seeded order."""
+    rng = support.seeded(seed, "pipeline-deliveries")
+    events = [(o, f"shipped-{o}") for o in order_ids]
+    events += rng.choices(events, k=round(len(events) * duplicates)) if events else []
+    rng.shuffle(events)
+    return [("order.shipped", support.shipped_event(o, e), o) for o, e in events]
+
+
+async def _paced(
+    connection: AbstractConnection,
+    exchange: str,
+    messages: list[tuple[str, bytes, str]],
+    rate: float,
+    sent: dict[str, float],
+) -> None:
+    """Publish at `rate` messages/s (confirms awaited in the background, a few at a time)."""
+    async with connection.channel(publisher_confirms=True) as channel:
+        target = await channel.get_exchange(exchange, ensure=False)
+        pending: set[asyncio.Future[Any]] = set()
+        start = time.monotonic()
+        for i, (key, body, order_id) in enumerate(messages):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent.setdefault(order_id, time.monotonic())
+            message = support.persistent(body, order_id)
+            pending.add(asyncio.ensure_future(target.publish(message, key)))
+            if len(pending) >= 100:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+        if pending:
+            await asyncio.gather(*pending)
+
+
+async def run_scenario(
+    connection: AbstractConnection,
+    scenario: Scenario,
+    *,
+    events: int,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    seed: int = 0,
+    duplicates: float = 0.0,
+    rate: float | None = None,
+    wait_tiers: str | None = None,
+    within: float = SCENARIO_TIMEOUT,
+    service_extra: dict[str, str] | None = None,
+) -> ScenarioResult:
+    """One scenario end to end (API process, service process, capture); cleans up after."""
+    names = support.Names(support.fresh_prefix("pipeline"))
+    topology = names.topology(wait_tiers)
+    capture_queue = f"{names.prefix}.capture"
+    metrics_port = support.free_port()
+    try:
+        async with api_for(scenario, seed) as api:
+            orders = await api.control("POST", "orders", {"count": events, "ship": True})
+            order_ids = [o["id"] for o in orders]
+            messages = _deliveries(order_ids, duplicates, seed)
+            env = support.service_env(
+                names,
+                api,
+                concurrency=concurrency,
+                wait_tiers=wait_tiers,
+                extra={"INVOICER_HTTP_PORT": str(metrics_port), **(service_extra or {})},
+            )
+            await support.declare_topology(connection, topology)
+            sent: dict[str, float] = {}
+            async with support.capturing(connection, names.output_exchange, capture_queue) as cap:
+                if rate is None:
+                    async with connection.channel(publisher_confirms=True) as channel:
+                        await support.publish_all(
+                            channel,
+                            names.input_exchange,
+                            messages,
+                            on_publish=lambda o: sent.setdefault(o, time.monotonic()),
+                        )
+                async with support.service_process(env, connection) as service:
+                    started = time.monotonic()
+                    cpu_start = support.cpu_seconds(service.pid)
+                    async with support.sampling(service.pid) as sampler:
+                        publisher = None
+                        if rate is not None:
+                            publisher = asyncio.create_task(
+                                _paced(connection, names.input_exchange, messages, rate, sent)
+                            )
+                        n = len(order_ids)
+                        complete = await cap.until(
+                            lambda c: len(c.created) >= n and len(c.ready) >= n, within
+                        )
+                        if publisher is not None:
+                            await publisher
+                        end_created = max(cap.created.values(), default=started)
+                        end_ready = max(cap.ready.values(), default=started)
+                        cpu_used = support.cpu_seconds(service.pid) - cpu_start
+                    try:
+                        latency = await support.metric_sums(
+                            metrics_port, LATENCY_METRIC, "operation"
+                        )
+                    except Exception:  # the figure is optional; the run is not
+                        latency = {}
+            ledger = await api.control("GET", "ledger")
+    finally:
+        await support.cleanup(connection, topology, capture_queue)
+    return _result(
+        scenario,
+        rate,
+        order_ids,
+        messages,
+        cap,
+        sent,
+        ledger,
+        latency,
+        complete=complete,
+        started=started,
+        end_created=end_created,
+        end_ready=end_ready,
+        cpu_used=cpu_used,
+        peak_rss=sampler.peak_rss,
+    )
+
+
+def _result(
+    scenario: Scenario,
+    rate: float | None,
+    order_ids: list[str],
+    messages: list[tuple[str, bytes, str]],
+    cap: support.Capture,
+    sent: dict[str, float],
+    ledger: dict[str, Any],
+    latency: dict[str, tuple[float, float]],
+    *,
+    complete: bool,
+    started: float,
+    end_created: float,
+    end_ready: float,
+    cpu_used: float,
+    peak_rss: int,
+) -> ScenarioResult:
+    latencies = [t - sent[o] for o, t in cap.created.items() if o in sent]
+    calls: dict[str, dict[str, int]] = ledger.get("calls", {})
+    invoices = int(ledger.get("invoices", 0))
+    per_op = {op: sum(outcomes.values()) for op, outcomes in calls.items()}
+    api_ms = {op: round(s / c * 1000, 2) for op, (s, c) in latency.items() if c}
+    bound = None
+    if rate is not None:
+        # A query and a mutation per event, as the service itself timed them; else configured.
+        query = api_ms.get("order", scenario.latency_ms)
+        mutation = api_ms.get("invoice_items", scenario.latency_ms)
+        bound = round(2 * (query + mutation) + 150, 1)
+    seconds_created, seconds_ready = end_created - started, end_ready - started
+    return ScenarioResult(
+        scenario=scenario.name,
+        mode="backlog" if rate is None else f"rate {rate:g}/s",
+        orders=len(order_ids),
+        deliveries=len(messages),
+        complete=complete,
+        created=len(cap.created),
+        ready=len(cap.ready),
+        seconds_to_created=round(seconds_created, 3),
+        seconds_to_ready=round(seconds_ready, 3),
+        created_per_s=round(len(cap.created) / seconds_created, 1) if seconds_created > 0 else 0.0,
+        ready_per_s=round(len(cap.ready) / seconds_ready, 1) if seconds_ready > 0 else 0.0,
+        p50_ms=support.ms(support.percentile(latencies, 50)),
+        p95_ms=support.ms(support.percentile(latencies, 95)),
+        p99_ms=support.ms(support.percentile(latencies, 99)),
+        invoices=invoices,
+        calls_per_invoice=round(sum(per_op.values()) / invoices, 3) if invoices else 0.0,
+        calls_per_invoice_by_op={
+            op: round(n / invoices, 3) if invoices else 0.0 for op, n in sorted(per_op.items())
+        },
+        calls=calls,
+        double_invoiced=len(ledger.get("invoiced_more_than_once", {})),
+        cpu_s_per_1000=round(cpu_used / len(messages) * 1000, 3) if messages else 0.0,
+        peak_rss_mb=round(peak_rss / 2**20, 1),
+        api_ms=api_ms,
+        p99_bound_ms=bound,
+    )
+
+
+HEADERS = (
+    "scenario",
+    "mode",
+    "events",
+    "created/s",
+    "ready/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "calls/inv",
+    "CPU s/1k",
+    "RSS MB",
+    "dbl",
+)
+
+
+def _row(r: ScenarioResult) -> list[object]:
+    p99 = f"{r.p99_ms:,.1f}" + (f" (≤{r.p99_bound_ms:g})" if r.p99_bound_ms is not None else "")
+    return [
+        r.scenario + ("" if r.complete else " INCOMPLETE"),
+        r.mode,
+        r.deliveries,
+        r.created_per_s,
+        r.ready_per_s,
+        r.p50_ms,
+        r.p95_ms,
+        p99,
+        r.calls_per_invoice,
+        r.cpu_s_per_1000,
+        r.peak_rss_mb,
+        r.double_invoiced,
+    ]
+
+
+async def main(args: argparse.Namespace) -> None:
+    chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(chosen) - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenarios {sorted(unknown)}; known: {sorted(SCENARIOS)}")
+    results: list[ScenarioResult] = []
+    ceiling_result = None
+    async with support.broker(args.broker) as connection:
+        if args.ceiling_events:
+            ceiling_result = await ceiling.pattern(
+                connection,
+                events=args.ceiling_events,
+                concurrency=args.concurrency,
+                use_uvloop=args.uvloop,
+                broker=args.broker,
+            )
+        for name in chosen:
+            scenario = SCENARIOS[name]
+            events = args.events
+            if scenario.events is not None and args.events == DEFAULT_EVENTS:
+                events = scenario.events
+                print(f"{name}: scaled down to {events} events to fit the 3-minute budget")
+            results.append(
+                await run_scenario(
+                    connection,
+                    scenario,
+                    events=events,
+                    concurrency=args.concurrency,
+                    seed=args.seed,
+                    duplicates=args.duplicates,
+                    rate=args.rate,
+                    wait_tiers=args.wait_tiers,
+                )
+            )
+    print(
+        f"service: 1 process, concurrency {args.concurrency}, seed {args.seed}, "
+        f"duplicates {args.duplicates:g}, wait tiers {args.wait_tiers or 'service default'}"
+    )
+    support.print_table(
+        "pipeline (event→created latency from each event's publish)",
+        HEADERS,
+        [_row(r) for r in results],
+    )
+    ratios: dict[str, float | None] = {}
+    if ceiling_result is not None:
+        c = ceiling_result.events_per_s
+        print(f"\nceiling (bench/ceiling.py pattern, same run): {c:,.1f} events/s to pdf_ready")
+        for r in results:
+            ratios[r.scenario] = round(r.ready_per_s / c, 3) if c else None
+            print(
+                f"  {r.scenario:<14} {r.ready_per_s:>8,.1f} events/s to pdf_ready "
+                f"= {ratios[r.scenario] or 0:.0%} of ceiling"
+            )
+    for r in results:
+        ops = ", ".join(f"{op} {n:g}" for op, n in r.calls_per_invoice_by_op.items())
+        api = ", ".join(f"{op} {t:g} ms" for op, t in r.api_ms.items())
+        print(f"  {r.scenario:<14} calls per invoice: {ops}; mean call time: {api or '-'}")
+    support.emit_json(
+        {
+            "bench": "pipeline",
+            "concurrency": args.concurrency,
+            "seed": args.seed,
+            "duplicates": args.duplicates,
+            "rate": args.rate,
+            "ceiling": asdict(ceiling_result) if ceiling_result is not None else None,
+            "scenarios": {r.scenario: asdict(r) for r in results},
+            "ratio_to_ceiling": ratios,
+        }
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="orders, one event each")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--duplicates", type=float, default=0.0, help="extra deliveries per order")
+    p.add_argument("--rate", type=float, default=None, help="events/s into the running service")
+    p.add_argument("--ceiling-events", type=int, default=ceiling.DEFAULT_EVENTS, help="0: skip")
+    p.add_argument("--wait-tiers", default=None, help="INVOICER_WAIT_TIERS for the service")
+    p.add_argument("--uvloop", action="store_true", help="bench process and ceiling worker")
+    p.add_argument("--broker", default=support.BROKER)
+    return p
+
+
+if __name__ == "__main__":
+    arguments = parser().parse_args()
+    support.run(main(arguments), use_uvloop=arguments.uvloop)
