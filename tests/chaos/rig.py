@@ -23,6 +23,7 @@ from consumer.amqp.topology import Topology, build
 from consumer.settings import load_settings
 from tests.chaos.api_tap import ApiTap, api_tap
 from tests.chaos.broker import Broker, BrokerMode, connect
+from tests.chaos.leftovers import hold, sweep
 from tests.chaos.observe import Tap, tap_output, tap_queue
 from tests.chaos.tiers import Tier
 
@@ -91,9 +92,31 @@ def canaries() -> dict[str, str]:
     }
 
 
+async def sweep_leftovers(
+    connection: AbstractRobustConnection, keep: str, when: str, log: Callable[[str], None]
+) -> None:
+    """Remove what killed runs left on the broker; a failure is reported, not fatal."""
+    try:
+        removed = await sweep(connection, keep=keep)
+    except Exception as exc:
+        log(f"  leftovers of earlier runs not swept ({when}): {exc}")
+        return
+    if removed["prefixes"]:
+        log(f"  leftovers of earlier runs removed ({when}): {removed}")
+
+
 @asynccontextmanager
 async def rig(tier: Tier, mode: BrokerMode, log: Callable[[str], None]) -> AsyncIterator[Rig]:
     prefix = f"chaos{uuid4().hex[:6]}"
+    with hold(prefix):  # marks this run live for the leftovers sweep of any other run
+        async with _rig(prefix, tier, mode, log) as r:
+            yield r
+
+
+@asynccontextmanager
+async def _rig(
+    prefix: str, tier: Tier, mode: BrokerMode, log: Callable[[str], None]
+) -> AsyncIterator[Rig]:
     secrets_ = canaries()
     parts = urlsplit(BROKER_URL)
     host, port = parts.hostname or "127.0.0.1", parts.port or 5672
@@ -118,6 +141,8 @@ async def rig(tier: Tier, mode: BrokerMode, log: Callable[[str], None]) -> Async
     connection = await connect(BROKER_URL, f"{prefix} harness")
     taps: list[Tap] = []
     try:
+        if own_user:
+            await sweep_leftovers(connection, prefix, "start", log)
         async with connection.channel() as channel:
             await declare(channel, topology)
         taps.append(await tap_output(connection, f"{prefix}.out", f"{prefix}.capture"))
@@ -138,7 +163,8 @@ async def rig(tier: Tier, mode: BrokerMode, log: Callable[[str], None]) -> Async
             await delete(connection, topology, shared_exchanges=True)
             async with connection.channel() as channel:
                 await channel.queue_delete(f"{prefix}.capture")
-        await connection.close()
         if own_user:
             await broker.delete_user()
+            await sweep_leftovers(connection, prefix, "end", log)
+        await connection.close()
         await broker.close()
