@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 
 import pytest
 from aio_pika.abc import AbstractRobustConnection
@@ -29,6 +31,16 @@ from tests.integration.pipeline_support import (
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup", "no_crash_env")]
 
 
+@asynccontextmanager
+async def process(env: Mapping[str, str], *, wait: bool = True) -> AsyncIterator[ServiceProcess]:
+    """A service process that is killed however the block ends."""
+    proc = await ServiceProcess(env).start(wait=wait)
+    try:
+        yield proc
+    finally:
+        await proc.kill()
+
+
 @pytest.mark.parametrize("point", CRASH_POINTS)
 async def test_a_crash_at_any_point_loses_nothing_and_doubles_nothing(
     point: str,
@@ -38,13 +50,10 @@ async def test_a_crash_at_any_point_loses_nothing_and_doubles_nothing(
     prefix: str,
 ) -> None:
     async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out:
-        doomed = await ServiceProcess({**full_env, "INVOICER_CRASH_AT": point}).start()
-        try:
+        async with process({**full_env, "INVOICER_CRASH_AT": point}) as doomed:
             order = await afosto.simulator.create_order()
             await afosto.simulator.ship(order.id)
             code = await doomed.wait(within=30)
-        finally:
-            await doomed.kill()
         assert code == EXIT_CODE, doomed.log_tail()
         assert f"INVOICER_CRASH_AT={point} reached" in "\n".join(doomed.lines)
         await finish_with_fresh_process(full_env, afosto, out)
@@ -70,13 +79,10 @@ async def test_a_crash_around_the_mutation_is_safe_in_lenient_mode(
             "INVOICER_AFOSTO_API_KEY": sb.api_key,
         }
         async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out:
-            doomed = await ServiceProcess({**env, "INVOICER_CRASH_AT": point}).start()
-            try:
+            async with process({**env, "INVOICER_CRASH_AT": point}) as doomed:
                 order = await sb.simulator.create_order()
                 await sb.simulator.ship(order.id)
                 assert await doomed.wait(within=30) == EXIT_CODE, doomed.log_tail()
-            finally:
-                await doomed.kill()
             await finish_with_fresh_process(env, sb, out)
         assert_exactly_once(sb, out)
         assert len(sb.ledger.invoices) == 1
@@ -94,8 +100,7 @@ async def test_a_message_that_crashes_the_service_every_time_ends_in_the_dead_qu
     crashes = 0
     dead: list[Captured] = []
     for round_ in range(6):
-        proc = await ServiceProcess(env).start(wait=round_ == 0)  # later rounds die at once
-        try:
+        async with process(env, wait=round_ == 0) as proc:  # later rounds die at once
             if round_ == 0:
                 order = await afosto.simulator.create_order()
                 step = await afosto.simulator.ship(order.id)
@@ -104,8 +109,6 @@ async def test_a_message_that_crashes_the_service_every_time_ends_in_the_dead_qu
                 crashes += 1
             except TimeoutError:
                 break  # nothing left that crashes it
-        finally:
-            await proc.kill()
         dead += await dead_letters(amqp, f"{prefix}.dead")
         if dead:
             break
@@ -130,15 +133,12 @@ async def test_sigterm_under_load_drains_and_loses_nothing(
 ) -> None:
     afosto.faults.configure(latency_ms=150.0)  # keep deliveries in flight when the signal lands
     async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out:
-        first = await ServiceProcess(full_env).start()
-        try:
+        async with process(full_env) as first:
             for _ in range(20):
                 order = await afosto.simulator.create_order()
                 await afosto.simulator.ship(order.id)
             await eventually(lambda: len(out.of("invoice.created")) >= 3, what="some progress")
             code = await first.terminate(within=30)
-        finally:
-            await first.kill()
         assert code == 0, first.log_tail()
         log = "\n".join(first.lines)
         assert "drained" in log, first.log_tail()
@@ -157,16 +157,13 @@ async def test_a_stuck_drain_is_cut_off_at_the_deadline_and_nothing_is_lost(
     afosto.faults.configure(latency_ms=4000.0)  # every Afosto call outlasts the drain deadline
     env = {**full_env, "INVOICER_DRAIN_DEADLINE": "1s", "INVOICER_AFOSTO_TIMEOUT": "10s"}
     async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out:
-        first = await ServiceProcess(env).start()
-        try:
+        async with process(env) as first:
             for _ in range(3):
                 order = await afosto.simulator.create_order()
                 await afosto.simulator.ship(order.id)
             # Delivered means in flight: each handler now waits 4 s on Afosto.
             await eventually(lambda: all_delivered(amqp, f"{prefix}.triggers"), what="delivery")
             assert await first.terminate(within=20) == 0, first.log_tail()
-        finally:
-            await first.kill()
         assert "drain deadline passed" in "\n".join(first.lines), first.log_tail()
         afosto.faults.configure(latency_ms=0.0)
         await finish_with_fresh_process(full_env, afosto, out)
@@ -183,8 +180,7 @@ async def test_a_second_sigterm_exits_at_once_and_nothing_is_lost(
     afosto.faults.configure(latency_ms=5000.0)
     env = {**full_env, "INVOICER_DRAIN_DEADLINE": "60s", "INVOICER_AFOSTO_TIMEOUT": "30s"}
     async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out:
-        first = await ServiceProcess(env).start()
-        try:
+        async with process(env) as first:
             order = await afosto.simulator.create_order()
             await afosto.simulator.ship(order.id)
             await eventually(lambda: all_delivered(amqp, f"{prefix}.triggers"), what="delivery")
@@ -193,8 +189,6 @@ async def test_a_second_sigterm_exits_at_once_and_nothing_is_lost(
             await eventually(lambda: any("draining" in line for line in first.lines))
             first.proc.send_signal(signal.SIGTERM)
             assert await first.wait(within=5) == 128 + signal.SIGTERM, first.log_tail()
-        finally:
-            await first.kill()
         afosto.faults.configure(latency_ms=0.0)
         await finish_with_fresh_process(full_env, afosto, out)
     assert_exactly_once(afosto, out)
