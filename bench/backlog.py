@@ -1,0 +1,169 @@
+"""Service memory while it drains a large backlog: RSS sampled every second over 100,000 triggers.
+
+The triggers are cheap on purpose: `--orders` orders at the stand-in (zero latency, PDFs ready
+at once) and 100,000 order.shipped events spread over them, each with its own event id (a
+fulfilment pipeline announcing the same shipments again and again). The first event of an
+order invoices it (order query, invoiceItems, invoice query); every later one costs one order
+query that finds nothing under INVOICE, and an ack. The service (`python -m consumer run`,
+its own process) starts first; the triggers are published while it drains (confirms awaited
+in windows), faster than it drains, so the backlog builds up.
+Prints start/peak/end RSS and the growth (issue 7: < 20 MB), and the drain rate.
+
+Run: .venv/bin/python -m bench.backlog [--triggers 100000] [--orders 1000] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from aio_pika.abc import AbstractConnection
+
+from bench import support
+from bench.pipeline import DEFAULT_CONCURRENCY
+
+DEFAULT_TRIGGERS = 100_000
+DEFAULT_ORDERS = 1_000
+MB = 2**20
+
+
+async def _publish(
+    connection: AbstractConnection,
+    names: support.Names,
+    messages: Iterable[tuple[str, bytes, str]],
+) -> float:
+    """Publish everything (confirms awaited 2,000 at a time); returns the seconds it took."""
+    began = time.monotonic()
+    async with connection.channel(publisher_confirms=True) as channel:
+        await support.publish_all(channel, names.input_exchange, messages, window=2000)
+    return time.monotonic() - began
+
+
+async def _drained(
+    api: support.HttpApi, cap: support.Capture, triggers: int, orders: int, within: float
+) -> dict[str, Any]:
+    """Poll the stand-in's counters until every trigger was queried (or `within` passed)."""
+    deadline = time.monotonic() + within
+    ledger: dict[str, Any] = await api.control("GET", "ledger")
+    while time.monotonic() < deadline:
+        if _order_calls(ledger) >= triggers and len(cap.ready) >= orders:
+            break
+        await asyncio.sleep(0.5)
+        ledger = await api.control("GET", "ledger")
+    return ledger
+
+
+def _order_calls(ledger: dict[str, Any]) -> int:
+    return int(sum(ledger.get("calls", {}).get("order", {}).values()))
+
+
+async def main(args: argparse.Namespace) -> None:
+    names = support.Names(support.fresh_prefix("backlog"))
+    topology = names.topology()
+    capture_queue = f"{names.prefix}.capture"
+    rng = support.seeded(args.seed, "backlog")
+    async with support.broker(args.broker) as connection:
+        try:
+            async with support.standin_process(seed=args.seed) as api:
+                orders = [
+                    o["id"] for o in await api.control("POST", "orders", {"count": args.orders})
+                ]
+                # Every order at least once, the rest at random: all orders get invoiced.
+                picks = orders + rng.choices(orders, k=max(0, args.triggers - len(orders)))
+                rng.shuffle(picks)
+                messages = (
+                    ("order.shipped", support.shipped_event(o, f"bl-{i}"), f"bl-{i}")
+                    for i, o in enumerate(picks)
+                )
+                sent = len(picks)
+                env = support.service_env(names, api, concurrency=args.concurrency)
+                async with (
+                    support.capturing(connection, names.output_exchange, capture_queue) as cap,
+                    support.service_process(env, connection) as service,
+                ):
+                    started = time.monotonic()
+                    async with support.sampling(service.pid, interval=1.0) as sampler:
+                        # Published while the service drains: publishing outruns draining, so
+                        # the backlog still builds up, and the run fits in 3 minutes.
+                        publishing = asyncio.create_task(_publish(connection, names, messages))
+                        try:
+                            ledger = await _drained(api, cap, sent, len(orders), args.within)
+                            finished = time.monotonic()
+                            publish_s = await publishing
+                        finally:
+                            publishing.cancel()
+                    drained = min(_order_calls(ledger), sent)
+        finally:
+            await support.cleanup(connection, topology, capture_queue)
+    samples = sampler.samples
+    rss = [s[1] for s in samples]
+    start_rss, end_rss, peak_rss = rss[0], rss[-1], max(rss)
+    seconds = finished - started
+    complete = drained >= sent and len(cap.ready) >= len(orders)
+    print(
+        f"backlog: {sent:,} triggers over {len(orders):,} orders (stand-in, zero latency), "
+        f"published in {publish_s:.1f} s ({sent / publish_s:,.0f}/s); service concurrency "
+        f"{args.concurrency}"
+    )
+    if not complete:
+        print(f"INCOMPLETE: {drained:,} of {sent:,} triggers drained in {seconds:.0f} s")
+    step = max(1, len(samples) // 12)
+    support.print_table(
+        f"service RSS while draining (every ~{step} s)",
+        ("t s", "RSS MB", "CPU s"),
+        [[round(t - started, 1), round(r / MB, 1), round(c, 1)] for t, r, c in samples[::step]],
+    )
+    growth = (end_rss - start_rss) / MB
+    support.print_table(
+        "summary",
+        ("measure", "value"),
+        [
+            ["triggers drained", drained],
+            ["drain seconds", round(seconds, 1)],
+            ["drain rate /s", round(drained / seconds, 1) if seconds > 0 else 0.0],
+            ["invoices", len(cap.ready)],
+            ["RSS start MB", round(start_rss / MB, 1)],
+            ["RSS peak MB", round(peak_rss / MB, 1)],
+            ["RSS end MB", round(end_rss / MB, 1)],
+            ["RSS growth MB (end - start)", round(growth, 1)],
+        ],
+    )
+    support.emit_json(
+        {
+            "bench": "backlog",
+            "triggers": sent,
+            "orders": len(orders),
+            "drained": drained,
+            "complete": complete,
+            "publish_s": round(publish_s, 2),
+            "drain_s": round(seconds, 2),
+            "drain_per_s": round(drained / seconds, 1) if seconds > 0 else 0.0,
+            "invoices": len(cap.ready),
+            "rss_start_mb": round(start_rss / MB, 1),
+            "rss_peak_mb": round(peak_rss / MB, 1),
+            "rss_end_mb": round(end_rss / MB, 1),
+            "rss_growth_mb": round(growth, 1),
+            "samples": len(samples),
+            "concurrency": args.concurrency,
+            "seed": args.seed,
+        }
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--triggers", type=int, default=DEFAULT_TRIGGERS)
+    p.add_argument("--orders", type=int, default=DEFAULT_ORDERS)
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--within", type=float, default=170.0, help="stop draining after this long")
+    p.add_argument("--broker", default=support.BROKER)
+    return p
+
+
+if __name__ == "__main__":
+    arguments = parser().parse_args()
+    support.run(main(arguments))
