@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ from consumer.afosto.operations import OperationName, document
 
 log = logging.getLogger("inline")
 SCRIPT = str(Path(__file__).resolve())
+TARGET = 10  # issue 7: the service beats inline by >= 10x to pdf_ready at equal prefetch
 
 # -- the inline consumer (runs in its own process: `bench/inline.py --worker`) ---------------
 
@@ -333,6 +335,83 @@ def _print(result: dict[str, Any]) -> None:
     )
 
 
+async def compare(inline: dict[str, Any], broker: str, events: int | None) -> dict[str, Any]:
+    """bench/pipeline.py's 50 ms scenario (its own backlog size unless `events`), with the
+    inline run's latency, PDF delays, prefetch and seed."""
+    from bench.pipeline import DEFAULT_EVENTS, SCENARIOS, run_scenario  # only --compare needs it
+
+    if broker != BROKER:
+        # pipeline's service process connects to support.BROKER; both must use one broker.
+        raise SystemExit("--compare: set BENCH_AMQP_URL instead of --broker")
+    latency = inline["latency_ms"]
+    scenario = replace(
+        SCENARIOS["sandbox-50ms"],
+        name=f"sandbox-{latency:g}ms",
+        latency_ms=latency,
+        pdf_min_s=inline["pdf_delay_s"][0],
+        pdf_max_s=inline["pdf_delay_s"][1],
+    )
+    connection = await aio_pika.connect(broker)
+    async with connection:
+        service = await run_scenario(
+            connection,
+            scenario,
+            events=events or scenario.events or DEFAULT_EVENTS,
+            concurrency=inline["prefetch"],
+            seed=inline["seed"],
+        )
+    result = asdict(service)
+
+    def ratio(mine: float, theirs: float) -> float | None:
+        return round(mine / theirs, 2) if theirs else None
+
+    return {
+        "service": result,
+        "ratio_pdf_ready_per_s": ratio(service.ready_per_s, inline["events_per_s_pdf_ready"]),
+        "ratio_created_per_s": ratio(service.created_per_s, inline["events_per_s_created"]),
+        "target_ratio_pdf_ready": TARGET,
+    }
+
+
+def _print_compare(inline: dict[str, Any], versus: dict[str, Any]) -> None:
+    service, lat = versus["service"], inline["event_to_created_ms"]
+    ratio = versus["ratio_pdf_ready_per_s"]
+    print_table(
+        f"service (bench/pipeline.py {service['scenario']}, {service['orders']} orders) vs "
+        f"inline ({inline['orders']} orders), same run, prefetch/concurrency {inline['prefetch']}",
+        ["figure", "inline", "service", "service/inline"],
+        [
+            (
+                "events/s → invoice.pdf_ready",
+                inline["events_per_s_pdf_ready"],
+                service["ready_per_s"],
+                f"{ratio}x (target ≥ {TARGET}x: {'met' if (ratio or 0) >= TARGET else 'NOT met'})",
+            ),
+            (
+                "events/s → invoice.created",
+                inline["events_per_s_created"],
+                service["created_per_s"],
+                f"{versus['ratio_created_per_s']}x",
+            ),
+            ("event→created p50 ms", lat["p50"], service["p50_ms"], "backlog: mostly queueing"),
+            ("event→created p99 ms", lat["p99"], service["p99_ms"], ""),
+            (
+                "Afosto calls / invoice",
+                inline["afosto_calls_per_invoice"],
+                service["calls_per_invoice"],
+                "",
+            ),
+            (
+                "CPU s / 1,000 events",
+                inline["cpu_s_per_1000_events"],
+                service["cpu_s_per_1000"],
+                "",
+            ),
+            ("complete", inline["complete"], service["complete"], ""),
+        ],
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the bench (default) or the inline consumer itself (`--worker`)."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -343,9 +422,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pdf-max-s", type=float, default=2.0)
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between polls")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--broker", default=BROKER)
+    parser.add_argument("--broker", default=BROKER, help="default: BENCH_AMQP_URL or local")
     parser.add_argument(
-        "--compare", action="store_true", help="then the service (bench/pipeline.py) at 50 ms"
+        "--compare",
+        action="store_true",
+        help="then the service on the same workload (bench/pipeline.py) and the ratio",
+    )
+    parser.add_argument(
+        "--compare-events", type=int, default=None, help="service backlog (default: pipeline's)"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
@@ -360,8 +444,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return 0
-    result = asyncio.run(
-        run_inline(
+
+    async def bench() -> dict[str, Any]:
+        result = await run_inline(
             orders=args.orders,
             prefetch=args.prefetch,
             latency_ms=args.latency_ms,
@@ -371,10 +456,18 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             broker=args.broker,
         )
-    )
-    _print(result)
+        _print(result)
+        if args.compare:
+            result["compare"] = await compare(result, args.broker, args.compare_events)
+            _print_compare(result, result["compare"])
+        return result
+
+    result = asyncio.run(bench())
     emit_json(result)
-    return 0 if result["complete"] else 1
+    complete = result["complete"] and result.get("compare", {}).get("service", {}).get(
+        "complete", True
+    )
+    return 0 if complete else 1
 
 
 if __name__ == "__main__":
