@@ -7,8 +7,13 @@ keep-alive), invoices the INVOICE ids, publishes `invoice.created` (confirmed), 
 the API nor adding much delay) while holding the delivery, publishes `invoice.pdf_ready`
 (confirmed) and acks. Same GraphQL documents as the service; none of its code paths.
 
-The sandbox runs in its own process and the consumer in another (`--worker`), so the CPU
-figure is the consumer's alone; this process only builds the backlog and watches the output.
+Measured like bench/pipeline.py: N orders are created and shipped at the sandbox (its own
+process, seeded, `--latency-ms` per call, PDFs after U(`--pdf-min-s`, `--pdf-max-s`)), their
+events pre-loaded into the queue, then the consumer (its own process, `--worker`) starts.
+events/s = count / (last arrival on the output exchange − consumer start); event→created is
+from each event's publish (in a backlog, mostly queueing); calls from the sandbox ledger; CPU
+of the consumer process only. `--compare` then runs pipeline's 50 ms scenario in the same run.
+
 Run: .venv/bin/python bench/inline.py [--orders 2000] [--prefetch 64] [--compare]
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,23 @@ def test_tiny_run_reports_every_figure_and_both_events_per_order(broker_url: str
     assert calls["invoice"] >= orders
     assert result["events_per_s_pdf_ready"] > 0
     assert result["cpu_s_per_1000_events"] > 0
+
+
+def test_compare_runs_the_service_on_the_same_settings_and_prints_the_ratio(
+    broker_url: str,
+) -> None:
+    argv = [sys.executable, str(SCRIPT), "--orders=4", "--prefetch=4", "--latency-ms=5"]
+    argv += ["--pdf-min-s=0.05", "--pdf-max-s=0.2", "--poll-interval=0.1", f"--broker={broker_url}"]
+    argv += ["--compare", "--compare-events=4"]
+    env = {**os.environ, "BENCH_AMQP_URL": broker_url}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    versus = result["compare"]
+    service = versus["service"]
+    assert service["complete"] is True
+    assert service["orders"] == service["created"] == service["ready"] == 4
+    assert service["scenario"] == "sandbox-5ms"
+    expected = round(service["ready_per_s"] / result["events_per_s_pdf_ready"], 2)
+    assert versus["ratio_pdf_ready_per_s"] == expected
+    assert "service/inline" in done.stdout
