@@ -1,17 +1,32 @@
-"""One limiter shared by every Afosto call: after a rate limit, everyone waits and slows down.
+"""One limiter shared by every Afosto call: it learns the rate Afosto allows and paces below it.
 
-RATE_LIMITED / 429 sets a pause-until instant that every call awaits before sending, and for
-`slow_for` seconds afterwards at most `slow_concurrency` calls are in flight at once.
+Afosto publishes no limits and sends no rate headers, so the pace is learnt (AIMD): calls start
+unpaced; a refusal sets the pace to `decrease` x the rate achieved just before it, and every
+call slows down, not only the refused one; each call the pace holds back raises it by `probe`,
+a step that doubles every `probe_doubling` such calls without a refusal (so a refusal costs
+about the same share of calls at any rate, and a raised limit is found in a few doublings).
+Refusals of calls paced before the last cut were already on the wire: they are counted once.
+Refusals in a row cut deeper and, past `free_strikes`, pause everyone 1 s, 2 s, 4 s, ...
+(Afosto's advice), as does a refusal before any call got through (nothing to pace from); after
+a deep cut the pace climbs back quickly to `decrease` x the last achieved rate. A Retry-After
+(from a proxy) pauses everyone at least that long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 Sleep = Callable[[float], Awaitable[None]]
+
+# (limiter, pace epoch) of the call this task last sent: rate_limited()/succeeded() read it, so
+# the client needs no ticket. asynccontextmanager runs slot() in the caller's context.
+_SENT: ContextVar[tuple[object, int] | None] = ContextVar("afosto_limiter_sent", default=None)
 
 
 class SharedLimiter:
@@ -19,62 +34,158 @@ class SharedLimiter:
         self,
         *,
         concurrency: int = 16,
-        slow_concurrency: int = 2,
-        slow_for: float = 30.0,
+        decrease: float = 0.85,
+        probe: float = 0.0005,
+        probe_doubling: int = 500,
+        window: float = 1.0,
+        min_rate: float = 1.0,
+        free_strikes: int = 2,
         max_pause: float = 60.0,
         sleep: Sleep = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not 0.0 < decrease < 1.0 or probe < 0 or probe_doubling <= 0 or window <= 0:
+            raise ValueError("need 0 < decrease < 1, probe >= 0, probe_doubling > 0, window > 0")
+        if min_rate <= 0:
+            raise ValueError("min_rate must be positive")
         self.concurrency = concurrency
-        self.slow_concurrency = min(slow_concurrency, concurrency)
-        self.slow_for = slow_for
+        self.decrease = decrease
+        self.probe = probe
+        self.probe_doubling = probe_doubling
+        self.window = window
+        self.min_rate = min_rate
+        self.free_strikes = free_strikes
         self.max_pause = max_pause
         self._sleep = sleep
         self._now = monotonic
+        self._rate: float | None = None  # calls/s; None: not paced (no refusal seen yet)
+        self._epoch = 0  # bumped by every cut of the pace
+        self._next_at = -math.inf  # earliest instant the next paced call may go
+        self._probes = 0  # calls held back by the pace since the last cut
+        self._known = 0.0  # where a single refusal would have cut to: quick to climb back to
         self._pause_until = 0.0
-        self._slow_until = 0.0
         self._strikes = 0
+        self._accepted: deque[float] = deque()  # completion times within `window`
+        self._first_sent: float | None = None
         self._active = 0
         self._changed = asyncio.Condition()
+        self.refusals = 0  # refusals that moved the pace
+        self.counted_once = 0  # refusals of calls sent before the last cut
 
     @property
     def limit(self) -> int:
-        """How many calls may be in flight right now."""
-        return self.slow_concurrency if self._now() < self._slow_until else self.concurrency
+        """How many calls may be in flight at once."""
+        return self.concurrency
+
+    @property
+    def rate(self) -> float | None:
+        """The current pace in calls per second; None while calls are not paced."""
+        return self._rate
 
     @property
     def pause_remaining(self) -> float:
         return max(self._pause_until - self._now(), 0.0)
 
     def rate_limited(self, retry_after: float | None) -> float:
-        """Record a rate limit; returns the pause every call now observes (seconds)."""
-        self._strikes += 1
-        # Afosto sends no Retry-After; its docs advise 1 s, 2 s, 4 s, … between tries.
-        pause = retry_after if retry_after is not None else 2.0 ** (self._strikes - 1)
-        pause = min(pause, self.max_pause)
+        """Record a refusal for rate; returns the pause every call now observes (seconds)."""
         now = self._now()
-        self._pause_until = max(self._pause_until, now + pause)
-        self._slow_until = max(self._slow_until, now + pause + self.slow_for)
-        return pause
+        pause = 0.0
+        if self._sent_epoch() == self._epoch:
+            self.refusals += 1
+            self._strikes += 1
+            if self._rate is None and self._achieved(now) == 0:
+                pause = 2.0 ** (self._strikes - 1)  # no rate to learn from yet
+            else:
+                self._cut(now)
+                if self._strikes > self.free_strikes:
+                    pause = 2.0 ** (self._strikes - self.free_strikes - 1)
+        else:
+            self.counted_once += 1
+        if retry_after is not None:
+            pause = max(pause, retry_after)
+        if pause > 0:
+            self._pause_until = max(self._pause_until, now + min(pause, self.max_pause))
+        return self.pause_remaining
 
     def succeeded(self) -> None:
-        self._strikes = 0
+        """Record an answered call (it fed the achieved rate; at the current pace it ends a run)."""
+        now = self._now()
+        self._accepted.append(now)
+        self._forget(now)
+        if self._sent_epoch() == self._epoch:
+            self._strikes = 0
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Wait out any pause, then hold one of the (possibly reduced) concurrency slots."""
-        seen = self._pause_until
-        if (pause := self.pause_remaining) > 0:
-            await self._sleep(pause)
+        """Hold one of `concurrency` slots, then wait out any pause and the pace."""
         async with self._changed:
-            await self._changed.wait_for(lambda: self._active < self.limit)
+            await self._changed.wait_for(lambda: self._active < self.concurrency)
             self._active += 1
         try:
-            # A rate limit that came in while this call queued for a slot holds it back too.
-            if self._pause_until > seen and (pause := self.pause_remaining) > 0:
-                await self._sleep(pause)
+            _SENT.set((self, await self._turn()))
             yield
         finally:
             async with self._changed:
                 self._active -= 1
                 self._changed.notify_all()
+
+    async def _turn(self) -> int:
+        """Wait until this call may go; returns the pace epoch it goes under."""
+        waited_out = 0.0
+        while True:
+            if self._pause_until > waited_out and (pause := self.pause_remaining) > 0:
+                waited_out = self._pause_until
+                await self._sleep(pause)
+                continue
+            waited_out = self._pause_until
+            now = self._now()
+            if self._first_sent is None:
+                self._first_sent = now
+            epoch, rate = self._epoch, self._rate
+            if rate is None:
+                return epoch
+            if self._next_at > now:
+                # Grow only while the pace holds calls back: an idle client learns nothing.
+                if rate < self._known:
+                    rate = min(self._known, max(rate * 1.1, rate + 1.0))
+                else:
+                    rate *= 1.0 + self.probe * 2.0 ** min(self._probes / self.probe_doubling, 5.0)
+                self._rate = rate
+                self._probes += 1
+            at = max(self._next_at, now)
+            self._next_at = at + 1.0 / rate
+            if at <= now:
+                return epoch
+            await self._sleep(at - now)
+            # A cut or a pause that came meanwhile holds this call back too: take a new turn.
+            if self._epoch == epoch and self._pause_until <= waited_out:
+                return epoch
+
+    def _cut(self, now: float) -> None:
+        achieved = self._achieved(now)
+        # The achieved rate dips when demand does: never cut below half the pace per refusal.
+        paced = self._rate
+        base = achieved if paced is None else min(paced, max(achieved, paced / 2))
+        if achieved > 0:  # a storm that lets nothing through says nothing about the rate
+            self._known = base * self.decrease
+        self._rate = max(base * self.decrease**self._strikes, self.min_rate)
+        self._epoch += 1
+        self._next_at = now + 1.0 / self._rate
+        self._probes = 0
+
+    def _achieved(self, now: float) -> float:
+        """Answered calls per second over the last `window`, not counting time before the first
+        call or within the last pause (nothing could be sent then)."""
+        self._forget(now)
+        first = self._first_sent if self._first_sent is not None else now
+        start = max(now - self.window, first, min(self._pause_until, now))
+        answered = sum(1 for t in self._accepted if t >= start)
+        return answered / max(now - start, 1e-3) if answered else 0.0
+
+    def _forget(self, now: float) -> None:
+        while self._accepted and self._accepted[0] < now - self.window:
+            self._accepted.popleft()
+
+    def _sent_epoch(self) -> int:
+        sent = _SENT.get()
+        return sent[1] if sent is not None and sent[0] is self else self._epoch

@@ -26,7 +26,8 @@ async def test_rate_limited_in_200_backs_off_and_slows_everyone() -> None:
     replies = (gql_error("RATE_LIMITED"), answer({"data": {"order": ORDER}}))
     async with client_for(*replies, concurrency=8) as (client, script, sleeps):
         assert await client.order("o1") is not None
-        assert client.limiter.limit < 8  # reduced concurrency for a while
+        # nothing answered yet, so nothing to pace from: everyone pauses, as Afosto advises
+        assert client.limiter.pause_remaining > 0.5
     assert len(script.requests) == 2
     assert sleeps.calls[0] >= 0.9  # Afosto's advice: 1 s first
 
@@ -124,19 +125,23 @@ async def test_every_round_trip_reports_whether_afosto_answered() -> None:
     assert results == [False, True, True, False]
 
 
-async def test_limiter_holds_concurrency_down_while_slowed_then_restores_it() -> None:
-    now = [100.0]
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        await asyncio.sleep(0)
-
-    limiter = SharedLimiter(
-        concurrency=6, slow_concurrency=2, slow_for=30, sleep=sleep, monotonic=lambda: now[0]
+async def test_a_refusal_after_answers_paces_every_call_of_the_client() -> None:
+    replies = (
+        answer({"data": {"order": ORDER}}),
+        gql_error("RATE_LIMITED"),
+        answer({"data": {"order": ORDER}}),
     )
-    assert limiter.rate_limited(None) == 1.0  # Afosto's advice: 1 s, then 2 s, 4 s, …
-    assert limiter.rate_limited(None) == 2.0
+    async with client_for(*replies, concurrency=8) as (client, script, _):
+        assert await client.order("o1") is not None
+        assert client.limiter.rate is None  # not paced until Afosto refuses
+        assert await client.order("o2") is not None  # refused once, retried at the new pace
+        assert client.limiter.rate is not None
+        assert client.limiter.pause_remaining == 0  # one refusal slows calls, stops none
+    assert len(script.requests) == 3
+
+
+async def test_limiter_never_has_more_calls_in_flight_than_its_concurrency() -> None:
+    limiter = SharedLimiter(concurrency=3)
     inside, peak = 0, 0
 
     async def call() -> None:
@@ -148,15 +153,8 @@ async def test_limiter_holds_concurrency_down_while_slowed_then_restores_it() ->
                 await asyncio.sleep(0)
             inside -= 1
 
-    await asyncio.gather(*(call() for _ in range(8)))
-    assert peak == 2
-    assert slept == [2.0] * 8  # every call waited out the pause first
-    now[0] += 60
-    peak = 0
-    await asyncio.gather(*(call() for _ in range(8)))
-    assert peak == 6
-    limiter.succeeded()
-    assert limiter.rate_limited(None) == 1.0
+    await asyncio.gather(*(call() for _ in range(10)))
+    assert (peak, limiter.limit) == (3, 3)
 
 
 async def test_a_call_queued_for_a_slot_waits_out_a_rate_limit_that_came_meanwhile() -> None:
@@ -180,7 +178,7 @@ async def test_a_call_queued_for_a_slot_waits_out_a_rate_limit_that_came_meanwhi
     await asyncio.sleep(0)
     waiting = asyncio.create_task(queued())
     await asyncio.sleep(0)
-    limiter.rate_limited(3.0)  # the holder's call was refused for rate
+    limiter.rate_limited(3.0)  # a proxy refused the holder's call for rate
     release.set()
     await asyncio.gather(held, waiting)
     assert slept == [3.0]
