@@ -535,17 +535,33 @@ async def broker(url: str = BROKER) -> AsyncIterator[AbstractConnection]:
 
 
 async def cleanup(connection: AbstractConnection, topology: Topology, *extra_queues: str) -> None:
-    """Delete every queue and exchange of `topology` (input/output included) and `extra_queues`."""
-    await delete(connection, topology, shared_exchanges=True)
-    await delete_queues(connection, *extra_queues)
+    """Delete every queue and exchange of `topology` (input/output included) and `extra_queues`,
+    over a fresh connection (an interrupted run may have broken `connection`); shielded from a
+    second Ctrl-C."""
+    await asyncio.shield(_cleanup(_url(connection), topology, extra_queues))
 
 
 async def delete_queues(connection: AbstractConnection, *names: str) -> None:
-    """Delete these queues if they exist."""
-    for name in names:
-        with contextlib.suppress(Exception):
-            async with connection.channel() as ch:
-                await ch.queue_delete(name)
+    """Delete these queues if they exist (fresh connection, shielded like `cleanup`)."""
+    await asyncio.shield(_cleanup(_url(connection), None, names))
+
+
+def _url(connection: AbstractConnection) -> str:
+    # aio-pika's Connection keeps the URL it was opened with (not part of the ABC).
+    return str(getattr(connection, "url", BROKER))
+
+
+async def _cleanup(url: str, topology: Topology | None, queues: Sequence[str]) -> None:
+    fresh = await aio_pika.connect(url, client_properties={"connection_name": "bench cleanup"})
+    try:
+        if topology is not None:
+            await delete(fresh, topology, shared_exchanges=True)
+        for name in queues:
+            with contextlib.suppress(Exception):
+                async with fresh.channel() as ch:
+                    await ch.queue_delete(name)
+    finally:
+        await fresh.close()
 
 
 async def publish_all(
