@@ -13,6 +13,7 @@ from typing import Final
 
 from handlers.errors import Conflict, Permanent, Transient
 from handlers.ids import event_id_for, intent_message_id, invoice_id_for, pdf_check_message_id
+from handlers.pdf import pdf_ready
 from handlers.plan import order_or_grace
 from handlers.ports import Context, Deps, Emit, Forward, Outgoing
 from schemas.afosto import Invoice
@@ -38,7 +39,7 @@ async def issue(intent: Intent, deps: Deps, ctx: Context) -> list[Outgoing]:
 
 
 def issued(invoice: Invoice, correlation_id: str, deps: Deps) -> list[Outgoing]:
-    """invoice.created, then the first PDF check (at once when the PDF already exists).
+    """invoice.created, then the first PDF check, or invoice.pdf_ready when the PDF exists.
 
     The check waits `deps.pdf_timing.first_check()`, the delay PDFs were seen to take, so one
     look usually finds it: fewer Afosto calls per invoice.
@@ -52,9 +53,14 @@ def issued(invoice: Invoice, correlation_id: str, deps: Deps) -> list[Outgoing]:
         order_ids=invoice.order_ids,
         item_ids=invoice.item_ids,
     )
+    announce = Emit(created, created.event_id, created.event_type, correlation_id)
+    if invoice.pdf_url:
+        # Nothing to poll for. The loop publishes outputs in order, each confirmed before the
+        # next, so pdf_ready still follows a confirmed invoice.created (DESIGN §3).
+        return [announce, pdf_ready(invoice, invoice.pdf_url, invoice.created_at, correlation_id)]
     # Counted from now, on our clock (Afosto's created_at may be skewed); an invoice read back
     # after a conflict may be older, and then its first look is merely later than needed.
-    delay = None if invoice.pdf_url else deps.pdf_timing.first_check()
+    delay = deps.pdf_timing.first_check()
     check = PdfCheck(
         invoice_id=invoice.id,
         invoice_number=invoice.number,
@@ -62,11 +68,11 @@ def issued(invoice: Invoice, correlation_id: str, deps: Deps) -> list[Outgoing]:
         order_ids=invoice.order_ids,
         created_at=invoice.created_at,
         seen_at=now,
-        due_at=now + (delay or timedelta()),
+        due_at=now + delay,
         check=1,
     )
     return [
-        Emit(created, created.event_id, created.event_type, correlation_id),
+        announce,
         Forward("pdf", check, pdf_check_message_id(invoice.id, 1), correlation_id, delay),
     ]
 

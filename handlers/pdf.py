@@ -7,19 +7,33 @@ check that found the PDF, so a redelivered check publishes a byte-identical even
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from handlers.delays import growing_delay, until_deadline
 from handlers.errors import Permanent, Transient
 from handlers.ids import event_id_for, pdf_check_message_id
 from handlers.ports import Context, Deps, Emit, Forward, Outgoing
+from schemas.afosto import Invoice
 from schemas.internal import PdfCheck
 from schemas.outbound import PdfReady
 
 PDF_NEXT_FIRST: Final = timedelta(seconds=2)
 PDF_CAP: Final = timedelta(seconds=60)
 INVOICE_NOT_FOUND_ATTEMPTS: Final = 5
+
+
+def pdf_ready(invoice: Invoice, url: str, occurred_at: datetime, correlation_id: str) -> Emit:
+    """invoice.pdf_ready; `occurred_at` must be stable across redeliveries (same bytes)."""
+    ready = PdfReady(
+        event_id=event_id_for(invoice.id, "invoice.pdf_ready"),
+        occurred_at=occurred_at,
+        correlation_id=correlation_id,
+        invoice_id=invoice.id,
+        invoice_number=invoice.number,
+        pdf_url=url,
+    )
+    return Emit(ready, ready.event_id, ready.event_type, correlation_id)
 
 
 async def poll_pdf(check: PdfCheck, deps: Deps, ctx: Context) -> list[Outgoing]:
@@ -34,15 +48,7 @@ async def poll_pdf(check: PdfCheck, deps: Deps, ctx: Context) -> list[Outgoing]:
     if check.seen_at is not None:  # checks queued by older versions cannot say
         deps.pdf_timing.observe(check.due_at - check.seen_at, ready=bool(invoice.pdf_url))
     if invoice.pdf_url:
-        ready = PdfReady(
-            event_id=event_id_for(invoice.id, "invoice.pdf_ready"),
-            occurred_at=check.due_at,
-            correlation_id=check.correlation_id,
-            invoice_id=invoice.id,
-            invoice_number=invoice.number,
-            pdf_url=invoice.pdf_url,
-        )
-        return [Emit(ready, ready.event_id, ready.event_type, check.correlation_id)]
+        return [pdf_ready(invoice, invoice.pdf_url, check.due_at, check.correlation_id)]
     now = deps.clock.now()
     deadline = check.created_at + deps.pdf_deadline
     if now >= deadline:

@@ -42,8 +42,10 @@ def count_event(metrics: Metrics | None, emit: Emit, parsed: object) -> None:
     if isinstance(emit.event, InvoiceCreated):
         inv = emit.event.invoice
         metrics.invoice_created(inv.kind, inv.currency, inv.total)
-    elif isinstance(emit.event, PdfReady) and isinstance(parsed, PdfCheck):
-        age = datetime.now(UTC) - parsed.created_at
+    elif isinstance(emit.event, PdfReady):
+        # From issue (the PDF existed at creation) occurred_at is the invoice's created_at.
+        created = parsed.created_at if isinstance(parsed, PdfCheck) else emit.event.occurred_at
+        age = datetime.now(UTC) - created
         metrics.time_to_pdf.observe(max(age.total_seconds(), 0.0))
 
 

@@ -13,7 +13,7 @@ from handlers.issue import MAX_REPLANS, issue
 from handlers.ports import CrashPoint, Emit, Forward
 from schemas.afosto import Invoice
 from schemas.internal import Intent, PdfCheck
-from schemas.outbound import InvoiceCreated
+from schemas.outbound import InvoiceCreated, PdfReady
 from tests.unit.fakes import CTX, T0, FakeAfosto, forwards, make_deps
 
 
@@ -215,3 +215,18 @@ async def test_refused_intent_of_an_unknown_order_ends_in_order_not_found() -> N
         await issue(intent_for(["a"], order_id="gone"), make_deps(api), CTX)
     assert err.value.exhausted_reason == "order_not_found"
     assert "gone" in err.value.detail
+
+
+async def test_a_pdf_that_exists_at_creation_is_announced_without_a_poll() -> None:
+    api = FakeAfosto(pdf_after=timedelta(0))
+    api.add_order("o1", ["a"])
+    await api.invoice_items(["a"], invoice_id_for(["a"]))  # a redelivered intent: it exists
+    out = await issue(intent_for(["a"]), make_deps(api), CTX)  # read back: PDF rendered
+    created, ready = out
+    assert isinstance(created, Emit)
+    assert created.event_type == "invoice.created"  # first: published and confirmed before
+    assert isinstance(ready, Emit)
+    assert isinstance(ready.event, PdfReady)
+    assert ready.event_id == event_id_for(invoice_id_for(["a"]), "invoice.pdf_ready")
+    assert ready.event.occurred_at == created_of(out).invoice.created_at  # same on redelivery
+    assert ready.event.pdf_url.endswith(".pdf")
