@@ -27,6 +27,7 @@ from consumer.control import ControlConfig, Controller, PauseReason
 from consumer.crash import crash_hook
 from consumer.http.server import build_app, serving
 from consumer.http.webhooks import WebhookConfig, WebhookIngress
+from consumer.loop import loop_name
 from consumer.metrics import Metrics
 from consumer.settings import Settings, SettingsError
 from handlers.errors import Systemic
@@ -193,6 +194,7 @@ async def running(
                 "prefix": topology.prefix,
                 "http_port": port,
                 "concurrency": pipeline.concurrency,
+                "event_loop": loop_name(),
             },
         )
         yield App(settings, topology, metrics, publisher, consumers, processor, controller, port)

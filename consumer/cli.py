@@ -89,7 +89,9 @@ def _configure_logs(settings: Settings) -> None:
 def _run(settings: Settings, _: argparse.Namespace) -> int:
     _configure_logs(settings)
     try:
-        asyncio.run(_serve(settings))
+        from consumer.loop import run
+
+        run(_serve(settings), settings.pipeline.event_loop)
     except SettingsError as exc:
         log.error("invalid configuration: %s", exc)
         return 2
