@@ -61,6 +61,7 @@ def _order_calls(ledger: dict[str, Any]) -> int:
 
 
 async def main(args: argparse.Namespace) -> None:
+    wall = time.monotonic()
     names = support.Names(support.fresh_prefix("backlog"))
     topology = names.topology()
     capture_queue = f"{names.prefix}.capture"
@@ -131,8 +132,10 @@ async def main(args: argparse.Namespace) -> None:
             ["RSS growth MB (end - start)", round(growth, 1)],
         ],
     )
+    print(f"\nwhole run: {time.monotonic() - wall:.0f} s")
     support.emit_json(
         {
+            "wall_s": round(time.monotonic() - wall, 1),
             "bench": "backlog",
             "triggers": sent,
             "orders": len(orders),

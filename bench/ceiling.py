@@ -274,6 +274,7 @@ HEADERS = ("measure", "count", "seconds", "rate", "unit", "loop")
 
 
 async def main(args: argparse.Namespace) -> None:
+    wall = time.monotonic()
     async with support.broker(args.broker) as connection:
         p = await pattern(
             connection,
@@ -290,8 +291,10 @@ async def main(args: argparse.Namespace) -> None:
         print(f"INCOMPLETE: {p.events} of {args.events} events reached pdf_ready")
     support.print_table("broker ceiling (no API work)", HEADERS, table_rows(p, r))
     print(f"pattern event→created p50 {p.p50_ms} ms  p99 {p.p99_ms} ms (backlog queueing)")
+    print(f"\nwhole run: {time.monotonic() - wall:.0f} s")
     support.emit_json(
         {
+            "wall_s": round(time.monotonic() - wall, 1),
             "bench": "ceiling",
             "pattern": asdict(p),
             "relay": asdict(r) if r is not None else None,

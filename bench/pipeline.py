@@ -324,6 +324,7 @@ def _row(r: ScenarioResult) -> list[object]:
 
 
 async def main(args: argparse.Namespace) -> None:
+    wall = time.monotonic()
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:
@@ -386,8 +387,10 @@ async def main(args: argparse.Namespace) -> None:
         ops = ", ".join(f"{op} {n:g}" for op, n in r.calls_per_invoice_by_op.items())
         api = ", ".join(f"{op} {t:g} ms" for op, t in r.api_ms.items())
         print(f"  {r.scenario:<14} calls per invoice: {ops}; mean call time: {api or '-'}")
+    print(f"\nwhole run: {time.monotonic() - wall:.0f} s")
     support.emit_json(
         {
+            "wall_s": round(time.monotonic() - wall, 1),
             "bench": "pipeline",
             "concurrency": args.concurrency,
             "seed": args.seed,
