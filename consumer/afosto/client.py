@@ -9,7 +9,6 @@ unknown outcome is raised as Conflict so the issue handler reads before it retri
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import aiohttp
+import orjson
 from pydantic import BaseModel, SecretStr, ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -103,6 +103,9 @@ class AfostoClient:
         self._crash = crash
         self._sleep = sleep
         self._on_result = on_result
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=self._timeout, connect=min(self._timeout, 5.0)
+        )
         self.limiter = limiter or SharedLimiter(concurrency=concurrency, sleep=sleep)
         self._session: aiohttp.ClientSession | None = None
 
@@ -225,12 +228,14 @@ class AfostoClient:
     ) -> dict[str, Any]:
         if self._session is None:
             raise RuntimeError("AfostoClient used outside `async with`")
-        body = {"query": document(operation), "variables": variables}
-        headers = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
-        timeout = aiohttp.ClientTimeout(total=self._timeout, connect=min(self._timeout, 5.0))
+        body = orjson.dumps({"query": document(operation), "variables": variables})
+        headers = {
+            "Authorization": f"Bearer {self._api_key.get_secret_value()}",
+            "Content-Type": "application/json",
+        }
         try:
             async with self._session.post(
-                self.url, json=body, headers=headers, timeout=timeout
+                self.url, data=body, headers=headers, timeout=self._client_timeout
             ) as response:
                 if mutation:
                     self._crash("after_mutation_sent")
@@ -253,7 +258,7 @@ def _data(
     if status in (401, 403, 429) or status >= 500:
         raise _required(http_error(operation, status, retry_after, mutation=mutation))
     try:
-        answer = json.loads(raw)
+        answer = orjson.loads(raw)
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
