@@ -79,6 +79,7 @@ class Inline:
         self, session: aiohttp.ClientSession, url: str, out: AbstractExchange, poll_s: float
     ) -> None:
         self.session, self.url, self.out, self.poll_s = session, url, out, poll_s
+        self.holds: list[float] = []  # seconds each delivery stayed unacked
 
     async def call(self, operation: OperationName, variables: dict[str, Any]) -> dict[str, Any]:
         """POST one GraphQL operation; its `data`, or AfostoError."""
@@ -131,6 +132,7 @@ class Inline:
         )
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
+        received = time.monotonic()
         try:
             await self.handle(json.loads(message.body))
         except Exception:
@@ -138,6 +140,7 @@ class Inline:
             await message.nack(requeue=True)
         else:
             await message.ack()
+        self.holds.append(time.monotonic() - received)
 
 
 def _event(event_type: str, invoice_id: str, correlation_id: str) -> dict[str, Any]:
@@ -183,6 +186,9 @@ async def worker(
         print("consuming", flush=True)
         await stop.wait()
         await queue.cancel(tag)
+        # For the harness: prefetch / mean hold is this design's throughput bound.
+        holds = inline.holds
+        print(f"holds {json.dumps([len(holds), sum(holds) / max(len(holds), 1)])}", flush=True)
 
 
 # -- the harness: sandbox process, backlog, the worker process, capture, figures -------------
@@ -261,6 +267,18 @@ async def run_inline(
                         lambda c: len(c.created) >= orders and len(c.ready) >= orders, within_s
                     )
                     cpu = cpu_seconds(child.pid) - cpu_before
+                os.kill(child.pid, signal.SIGTERM)
+                await wait_for(
+                    lambda: any(line.startswith("holds ") for line in child.lines),
+                    within=15,
+                    what="inline to stop",
+                    child=child,
+                )
+                held, mean_hold = next(
+                    json.loads(line.split(" ", 1)[1])
+                    for line in child.lines
+                    if line.startswith("holds ")
+                )
             ledger = await api.control("GET", "ledger")
         return {
             **_figures(cap.created, cap.ready, published, started, cpu, ledger, orders),
@@ -269,6 +287,10 @@ async def run_inline(
             "pdf_delay_s": [pdf_min_s, pdf_max_s],
             "poll_interval_s": poll_s,
             "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
+            "deliveries_held": held,
+            "mean_hold_s": round(mean_hold, 3),
+            # The design's throughput bound: every slot of the prefetch busy all the time.
+            "prefetch_bound_per_s": round(prefetch / mean_hold, 1) if mean_hold else None,
             "seed": seed,
         }
     finally:
@@ -334,6 +356,11 @@ def _print(result: dict[str, Any]) -> None:
             ("Afosto calls / invoice", result["afosto_calls_per_invoice"], calls),
             ("CPU s / 1,000 events", result["cpu_s_per_1000_events"], "inline process"),
             ("peak RSS MB", result["peak_rss_mb"], "inline process"),
+            (
+                "mean hold per delivery s",
+                result["mean_hold_s"],
+                f"prefetch / hold = {result['prefetch_bound_per_s']}/s, the design's bound",
+            ),
             ("items invoiced twice", result["items_invoiced_twice"], ""),
             ("complete", "yes" if result["complete"] else "NO", ""),
         ],

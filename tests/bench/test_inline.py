@@ -29,6 +29,9 @@ KEYS = {
     "items_invoiced_twice",
     "cpu_s_per_1000_events",
     "peak_rss_mb",
+    "deliveries_held",
+    "mean_hold_s",
+    "prefetch_bound_per_s",
     "latency_ms",
     "pdf_delay_s",
     "poll_interval_s",
@@ -60,6 +63,9 @@ def test_tiny_run_reports_every_figure_and_both_events_per_order(broker_url: str
     assert calls["invoice"] >= orders
     assert result["events_per_s_pdf_ready"] > 0
     assert result["cpu_s_per_1000_events"] > 0
+    assert result["deliveries_held"] == orders
+    # Each delivery is held for a query, a mutation, at least one poll interval and a poll.
+    assert result["mean_hold_s"] >= 0.1
 
 
 def test_compare_runs_the_service_on_the_same_settings_and_prints_the_ratio(
