@@ -73,7 +73,7 @@ class AfostoError(Exception):
 
 
 class Inline:
-    """One delivery at a time per callback, everything done before the ack."""
+    """The inline consumer: every step of an event happens before its delivery is acked."""
 
     def __init__(
         self, session: aiohttp.ClientSession, url: str, out: AbstractExchange, poll_s: float
