@@ -7,7 +7,7 @@ nothing a client controls becomes a label, except webhook event names, which arr
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -32,12 +32,16 @@ _PDF_BUCKETS: Final = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 
 _UNKNOWN_EVENT_MAX_LEN: Final = 64
 
 CONTENT_TYPE: Final[str] = CONTENT_TYPE_LATEST
+_M = TypeVar("_M", Counter, Gauge, Histogram)
 
 
 class Metrics:
     """The service's metrics; attribute names are the call sites' vocabulary."""
 
     def __init__(self) -> None:
+        # Labelled children by (metric, label values): `labels()` takes a lock and validates
+        # its arguments on every call, and the consume loop asks several times per message.
+        self._children: dict[tuple[int, tuple[str, ...]], Counter | Gauge | Histogram] = {}
         self.registry = r = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
@@ -193,23 +197,31 @@ class Metrics:
 
     # -- helpers that keep related series consistent --
 
+    def child(self, metric: _M, *values: str) -> _M:
+        """`metric.labels(*values)`, cached (label values must be small closed sets)."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found  # type: ignore[return-value]  # keyed by metric: same type as `metric`
+
     def message_done(
         self, queue: str, outcome: MessageOutcome, *, reason: str | None = None
     ) -> None:
         """Count one finished delivery; a dead-letter also counts under its reason."""
-        self.messages.labels(queue=queue, outcome=outcome).inc()
+        self.child(self.messages, queue, outcome).inc()
         if outcome == "dead_lettered":
             self.dead_letters.labels(queue=queue, reason=reason or "unknown").inc()
 
     def afosto_call(self, operation: str, outcome: AfostoOutcome, seconds: float) -> None:
         """Count one Afosto round trip and observe its latency."""
-        self.afosto_calls.labels(operation=operation, outcome=outcome).inc()
-        self.afosto_latency.labels(operation=operation).observe(seconds)
+        self.child(self.afosto_calls, operation, outcome).inc()
+        self.child(self.afosto_latency, operation).observe(seconds)
 
     def invoice_created(self, kind: str, currency: str, total_cents: int) -> None:
         """Count one confirmed invoice.created and add its absolute total."""
-        self.invoices_created.labels(kind=kind).inc()
-        self.invoiced_amount.labels(currency=currency, kind=kind).inc(abs(total_cents))
+        self.child(self.invoices_created, kind).inc()
+        self.child(self.invoiced_amount, currency, kind).inc(abs(total_cents))
 
     def unknown_webhook_event(self, event: str) -> None:
         """Count a signed webhook with an unmapped event (name truncated to bound the label)."""

@@ -131,7 +131,8 @@ class Processor:
             attempt = attempt_of(message)
             started = time.monotonic()
             summary: dict[str, str | None] = {"event_id": message.message_id}
-            gauge = self._metrics.in_flight.labels(stage=route.stage) if self._metrics else None
+            metrics = self._metrics
+            gauge = metrics.child(metrics.in_flight, route.stage) if metrics else None
             if gauge:
                 gauge.inc()
             try:

@@ -62,7 +62,7 @@ def record(
     """Count the delivery and log its one outcome line (ids, attempt, outcome, duration)."""
     if metrics is not None:
         metrics.message_done(queue, fate.outcome, reason=fate.reason)
-        metrics.handler_duration.labels(stage=route.stage).observe(seconds)
+        metrics.child(metrics.handler_duration, route.stage).observe(seconds)
         if route.stage == "triggers" and message.timestamp is not None:
             stamp = message.timestamp
             if stamp.tzinfo is None:

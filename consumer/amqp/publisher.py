@@ -104,7 +104,7 @@ class Publisher:
         if isinstance(result, DeliveredMessage):  # returned: no queue bound for this key
             raise PublishFailed(f"unroutable: {exchange}/{routing_key} has no bound queue")
         if self._metrics is not None:
-            self._metrics.events_published.labels(role=role, routing_key=routing_key).inc()
+            self._metrics.child(self._metrics.events_published, role, routing_key).inc()
 
     async def _until_open(self) -> None:
         # A channel error (say, a missing exchange) closed the channel; aio-pika's robust
