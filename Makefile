@@ -39,8 +39,11 @@ demo: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/invoicer sandbox --orders 20
 
+# Issue 7's five benchmarks first (docs/performance.md), then the older component benches.
+# Each prints a table and one JSON line; run one alone with e.g. `make bench BENCHES=ceiling`.
+BENCHES ?= ceiling pipeline inline backlog ratelimit bench_sandbox bench_handlers bench_webhooks
 bench: $(STAMP)
-	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
 
 # Tier 2 of the reliability proof (docs/reliability.md), at most 30 min; e.g. CHAOS_ARGS="--seed 7 --broker real"
 chaos: $(STAMP)
