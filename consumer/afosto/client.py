@@ -103,6 +103,7 @@ class AfostoClient:
         self._crash = crash
         self._sleep = sleep
         self._on_result = on_result
+        self._concurrency = max(concurrency, 1)
         self._client_timeout = aiohttp.ClientTimeout(
             total=self._timeout, connect=min(self._timeout, 5.0)
         )
@@ -114,7 +115,9 @@ class AfostoClient:
 
     async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(
-            headers={"User-Agent": _USER_AGENT, "Accept": "application/json"}
+            headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
+            # One kept-alive connection per call in flight; the limiter never allows more.
+            connector=aiohttp.TCPConnector(limit=self._concurrency),
         )
         return self
 
