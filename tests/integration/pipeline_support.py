@@ -21,6 +21,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 import sandbox
 from consumer.app import App, running
 from consumer.settings import load_settings
+from tests.support.children import spawn_options, track
 
 
 @dataclass
@@ -162,7 +163,9 @@ class ServiceProcess:
             env=self.env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            **spawn_options(),  # dies with the test run, even when pytest is killed
         )
+        track(self.proc.pid)
         self._reader = asyncio.ensure_future(self._read())
         if not wait:
             return self
