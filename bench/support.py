@@ -19,10 +19,18 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import aio_pika
@@ -38,6 +46,7 @@ BROKER = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 API_KEY = "bench-api-key-0123456789"
 # Children run from the repo root, so `python -m bench.<name>` finds this package.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+T = TypeVar("T")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -55,7 +64,7 @@ def seeded(seed: int, stream: str) -> random.Random:
     return random.Random(f"{stream}:{seed}")
 
 
-def run(main: Awaitable[Any], *, use_uvloop: bool = False) -> Any:
+def run(main: Coroutine[Any, Any, T], *, use_uvloop: bool = False) -> T:
     """asyncio.run, on uvloop when asked (and installed)."""
     if use_uvloop:
         try:
@@ -63,8 +72,8 @@ def run(main: Awaitable[Any], *, use_uvloop: bool = False) -> Any:
         except ImportError:
             raise SystemExit("--uvloop: uvloop is not installed (pip install uvloop)") from None
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(main)  # type: ignore[arg-type]
-    return asyncio.run(main)  # type: ignore[arg-type]
+            return runner.run(main)
+    return asyncio.run(main)
 
 
 def loop_name() -> str:
