@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeGuard
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from aiormq.abc import DeliveredMessage
 
 from consumer.amqp.topology import Topology
@@ -62,6 +62,9 @@ class Publisher:
         self._topology = topology
         self._timeout = timeout.total_seconds()
         self._metrics = metrics
+        # Exchange handles by name: get_exchange builds a new object each time, and a handle
+        # looks up the robust channel's current underlay at every publish, so keeping it is safe.
+        self._exchanges: dict[str, AbstractExchange] = {}
 
     async def publish(
         self,
@@ -92,7 +95,10 @@ class Publisher:
             # The outer bound also covers waiting for a robust channel that is reconnecting.
             async with asyncio.timeout(self._timeout):
                 await self._until_open()
-                target = await self._channel.get_exchange(exchange, ensure=False)
+                target = self._exchanges.get(exchange)
+                if target is None:
+                    target = await self._channel.get_exchange(exchange, ensure=False)
+                    self._exchanges[exchange] = target
                 result = await target.publish(
                     message, routing_key, mandatory=True, timeout=self._timeout
                 )
