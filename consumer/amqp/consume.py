@@ -201,6 +201,14 @@ class Processor:
             log.exception("unexpected error in %s handler", route.stage)
             error = Transient(f"unexpected {type(exc).__name__}: {exc}")
             return await self._retry(message, route, queue, attempt, error)
+        # One at a time, each confirmed before the next is sent. Publishing invoice.created and
+        # its first PDF check together (confirms awaited as one) would save a round trip, and
+        # looks safe while the check waits in a tier: pdf_ready could only follow a check that
+        # was confirmed. But if created is nacked or times out after the check was confirmed,
+        # the intent comes back only after REQUEUE_PAUSE and a read-before-retry, and a broker
+        # in trouble can take longer than the shortest tier: pdf_ready would be published
+        # before invoice.created, which DESIGN §3 rules out. The confirm round trip costs
+        # latency, not CPU (the bench is CPU-bound), so the order stays strict.
         for out in outputs:
             if isinstance(out, Emit):
                 await self._publisher.emit(out)
