@@ -44,6 +44,7 @@ SCENARIO_KEYS = {
     "peak_rss_mb",
     "api_ms",
     "p99_bound_ms",
+    "p99_bound_from",
 }
 
 
