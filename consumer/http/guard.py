@@ -10,7 +10,7 @@ aiohttp's keep-alive timer, which closes a connection still waiting for a comple
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import Final, cast
 
 _HEAD_END: Final = b"\r\n\r\n"
 
@@ -26,8 +26,8 @@ class HeaderDeadline(asyncio.Protocol):
         self._tail = b""  # the end of what came so far, to find a head end split across reads
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCPTransport has the Transport methods but is no subclass: no isinstance.
+        self._transport = cast(asyncio.Transport, transport)
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._timeout, self._expire)
         self._inner.connection_made(transport)

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 import pytest
 
 from consumer.http.server import ServerLimits, build_app, serving
+from consumer.loop import run
 from consumer.metrics import Metrics
 from tests.integration.http_support import (
     AlwaysReady,
@@ -77,3 +78,22 @@ async def test_a_head_completed_in_time_disarms_the_deadline_even_if_split() -> 
 
     assert status_of(first) == 200
     assert status_of(second.lstrip()) == 200
+
+
+def test_guard_serves_and_closes_on_uvloop() -> None:
+    """The service runs on uvloop by default, whose transports are no asyncio.Transport."""
+
+    async def scenario() -> tuple[bytes, int | None]:
+        async with _health_only(ServerLimits(header_timeout=0.5, idle_timeout=300)) as port:
+            fast = await raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+                sent = await drip_until_closed(reader, writer, head, every=0.05)
+            finally:
+                writer.transport.abort()
+            return fast, sent
+
+    fast, sent = run(scenario(), "uvloop")
+    assert status_of(fast) == 200
+    assert sent is not None, "the guard did not close a connection whose head never completed"
