@@ -2,7 +2,8 @@
 
 pattern: a backlog of N order.shipped events waits in the triggers queue, then a worker
 process (standing in for the service: same quorum queues and arguments, persistent messages,
-publisher confirms, prefetch = concurrency per consumer, one semaphore of `concurrency`) runs
+publisher confirms, prefetch per consumer (default = concurrency, as the service's default),
+one semaphore of `concurrency`) runs
   triggers → intent (confirmed) → ack;
   intents  → "invoice.created" to the output exchange (confirmed), then a check to pdf
              (confirmed) → ack;
@@ -11,7 +12,7 @@ i.e. 3 consumes/acks and 4 confirmed publishes per event. This process captures 
 as bench/pipeline.py does; the figure is events/s from the moment the worker consumes to the
 last pdf_ready. relay: one consume → publish (confirmed) → ack hop over a pre-loaded queue.
 
-Run: .venv/bin/python -m bench.ceiling [--events 3000] [--concurrency 64] [--uvloop]
+Run: .venv/bin/python -m bench.ceiling [--events 3000] [--concurrency 64] [--prefetch P] [--uvloop]
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class PatternResult:
     p50_ms: float
     p99_ms: float
     concurrency: int
+    prefetch: int
     loop: str
     complete: bool
 
@@ -67,14 +69,14 @@ def _body(fields: dict[str, object], pad: int) -> bytes:
     return orjson.dumps({**fields, "pad": "x" * pad})
 
 
-async def worker(prefix: str, concurrency: int, broker: str) -> None:
+async def worker(prefix: str, concurrency: int, prefetch: int, broker: str) -> None:
     """Run the three stages on `prefix`'s queues until killed."""
     names = support.Names(prefix)
     topology = names.topology()
     connection = await aio_pika.connect(broker)
     publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     consume_channel = await connection.channel()
-    await consume_channel.set_qos(prefetch_count=concurrency)
+    await consume_channel.set_qos(prefetch_count=prefetch)
     route = await publish_channel.get_exchange(topology.route_exchange, ensure=False)
     out = await publish_channel.get_exchange(topology.output_exchange, ensure=False)
     slots = asyncio.Semaphore(concurrency)
@@ -130,6 +132,7 @@ async def pattern(
     *,
     events: int = DEFAULT_EVENTS,
     concurrency: int = DEFAULT_CONCURRENCY,
+    prefetch: int | None = None,
     use_uvloop: bool = False,
     broker: str = support.BROKER,
     within: float = 120.0,
@@ -139,7 +142,8 @@ async def pattern(
     topology = names.topology()
     capture_queue = f"{names.prefix}.capture"
     argv = [sys.executable, "-m", "bench.ceiling", "--worker", names.prefix]
-    argv += ["--concurrency", str(concurrency), "--broker", broker]
+    prefetch = prefetch or concurrency
+    argv += ["--concurrency", str(concurrency), "--prefetch", str(prefetch), "--broker", broker]
     argv += ["--uvloop"] if use_uvloop else []
     try:
         await support.declare_topology(connection, topology)
@@ -180,6 +184,7 @@ async def pattern(
         p50_ms=support.ms(support.percentile(latencies, 50)),
         p99_ms=support.ms(support.percentile(latencies, 99)),
         concurrency=concurrency,
+        prefetch=prefetch,
         loop="uvloop" if use_uvloop else "asyncio",
         complete=complete,
     )
@@ -280,13 +285,17 @@ async def main(args: argparse.Namespace) -> None:
             connection,
             events=args.events,
             concurrency=args.concurrency,
+            prefetch=args.prefetch,
             use_uvloop=args.uvloop,
             broker=args.broker,
         )
         r = None
         if args.relay:
             r = await relay(connection, messages=args.relay, concurrency=args.concurrency)
-    print(f"ceiling: concurrency {args.concurrency}, quorum queues, persistent, confirms")
+    print(
+        f"ceiling: concurrency {args.concurrency}, prefetch {p.prefetch} per consumer, "
+        "quorum queues, persistent, confirms"
+    )
     if not p.complete:
         print(f"INCOMPLETE: {p.events} of {args.events} events reached pdf_ready")
     support.print_table("broker ceiling (no API work)", HEADERS, table_rows(p, r))
@@ -309,6 +318,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     p.add_argument("--relay", type=int, default=DEFAULT_RELAY, help="relay messages (0: skip)")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    p.add_argument("--prefetch", type=int, default=None, help="per consumer; default concurrency")
     p.add_argument("--uvloop", action="store_true", help="run the worker and relay on uvloop")
     p.add_argument("--broker", default=support.BROKER)
     p.add_argument("--worker", metavar="PREFIX", help=argparse.SUPPRESS)
@@ -319,7 +329,12 @@ if __name__ == "__main__":
     arguments = parser().parse_args()
     if arguments.worker:
         support.run(
-            worker(arguments.worker, arguments.concurrency, arguments.broker),
+            worker(
+                arguments.worker,
+                arguments.concurrency,
+                arguments.prefetch or arguments.concurrency,
+                arguments.broker,
+            ),
             use_uvloop=arguments.uvloop,
         )
     else:

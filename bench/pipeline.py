@@ -157,6 +157,7 @@ async def run_scenario(
     rate: float | None = None,
     wait_tiers: str | None = None,
     within: float = SCENARIO_TIMEOUT,
+    prefetch: int | None = None,
     service_extra: dict[str, str] | None = None,
 ) -> ScenarioResult:
     """One scenario end to end (API process, service process, capture); cleans up after."""
@@ -174,7 +175,11 @@ async def run_scenario(
                 api,
                 concurrency=concurrency,
                 wait_tiers=wait_tiers,
-                extra={"INVOICER_HTTP_PORT": str(metrics_port), **(service_extra or {})},
+                extra={
+                    "INVOICER_HTTP_PORT": str(metrics_port),
+                    **({"INVOICER_PREFETCH": str(prefetch)} if prefetch else {}),
+                    **(service_extra or {}),
+                },
             )
             await support.declare_topology(connection, topology)
             sent: dict[str, float] = {}
@@ -341,6 +346,7 @@ async def main(args: argparse.Namespace) -> None:
                 connection,
                 events=args.ceiling_events,
                 concurrency=args.concurrency,
+                prefetch=args.prefetch,
                 use_uvloop=args.uvloop,
                 broker=args.broker,
             )
@@ -352,6 +358,7 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"{name}: scaled down to {events} events to fit the 3-minute budget")
             common: dict[str, Any] = {
                 "concurrency": args.concurrency,
+                "prefetch": args.prefetch,
                 "seed": args.seed,
                 "duplicates": args.duplicates,
                 "wait_tiers": args.wait_tiers,
@@ -367,7 +374,8 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 results.append(again)
     print(
-        f"service: 1 process, concurrency {args.concurrency}, seed {args.seed}, "
+        f"service: 1 process, concurrency {args.concurrency}, "
+        f"prefetch {args.prefetch or 'service default'}, seed {args.seed}, "
         f"duplicates {args.duplicates:g}, wait tiers {args.wait_tiers or 'service default'}"
     )
     support.print_table(
@@ -403,6 +411,7 @@ async def main(args: argparse.Namespace) -> None:
             "wall_s": round(time.monotonic() - wall, 1),
             "bench": "pipeline",
             "concurrency": args.concurrency,
+            "prefetch": args.prefetch,
             "seed": args.seed,
             "duplicates": args.duplicates,
             "rate": args.rate,
@@ -431,6 +440,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="orders, one event each")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    p.add_argument(
+        "--prefetch",
+        type=int,
+        default=None,
+        help="INVOICER_PREFETCH per stage consumer (default: the service's, = concurrency)",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--duplicates", type=float, default=0.0, help="extra deliveries per order")
     p.add_argument(
