@@ -400,11 +400,11 @@ async def main(args: argparse.Namespace) -> None:
     for r in results:
         ops = ", ".join(f"{op} {n:g}" for op, n in r.calls_per_invoice_by_op.items())
         api = ", ".join(f"{op} {t:g} ms" for op, t in r.api_ms.items())
-        print(f"  {r.scenario:<14} calls per invoice: {ops}; mean call time: {api or '-'}")
+        print(f"  {_key(r):<14} calls per invoice: {ops}; mean call time: {api or '-'}")
         if r.p99_bound_ms is not None:
             verdict = "within" if r.p99_ms <= r.p99_bound_ms else "ABOVE"
             print(
-                f"  {r.scenario:<14} {r.mode}: p99 {r.p99_ms:g} ms {verdict} the bound "
+                f"  {_key(r):<14} p99 {r.p99_ms:g} ms {verdict} the bound "
                 f"{r.p99_bound_ms:g} ms (query and mutation time from {r.p99_bound_from})"
             )
     print(f"\nwhole run: {time.monotonic() - wall:.0f} s")
