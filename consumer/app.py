@@ -141,7 +141,7 @@ async def running(
             crash=crash,
         )
         consumers = Consumers(
-            consume_channel, topology, routes, processor, prefetch=pipeline.concurrency
+            consume_channel, topology, routes, processor, prefetch=pipeline.stage_prefetch
         )
 
         async def drain() -> None:
@@ -194,6 +194,7 @@ async def running(
                 "prefix": topology.prefix,
                 "http_port": port,
                 "concurrency": pipeline.concurrency,
+                "prefetch": pipeline.stage_prefetch,
                 "event_loop": loop_name(),
             },
         )

@@ -175,6 +175,9 @@ class PipelineSettings(_Group):
     """How many messages at once, how long to wait for Afosto, how to retry."""
 
     concurrency: Annotated[int, _between(1, 1000)] = Field(16, alias="CONCURRENCY")
+    # Deliveries each stage consumer may hold; 0 = CONCURRENCY. Above it, a stage keeps its next
+    # deliveries at hand while the others' work takes the concurrency slots.
+    prefetch: Annotated[int, _between(0, 10000)] = Field(0, alias="PREFETCH")
     pdf_deadline: Annotated[Duration, _between(timedelta(seconds=1), timedelta(days=7))] = Field(
         timedelta(minutes=30), alias="PDF_DEADLINE"
     )
@@ -191,6 +194,12 @@ class PipelineSettings(_Group):
     max_message_bytes: Annotated[int, _between(1024, 16 * 1024 * 1024)] = Field(
         256 * 1024, alias="MAX_MESSAGE_BYTES"
     )
+
+    @property
+    def stage_prefetch(self) -> int:
+        """The AMQP prefetch of each stage consumer."""
+        return self.prefetch or self.concurrency
+
     # uvloop: cheaper transport writes and callbacks, the bulk of the service's own CPU.
     event_loop: EventLoop = Field("auto", alias="EVENT_LOOP")
 

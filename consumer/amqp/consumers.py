@@ -35,7 +35,7 @@ class _Subscription:
 
 
 class Consumers:
-    """One consumer per stage queue, all on one channel with prefetch = concurrency."""
+    """One consumer per stage queue, all on one channel, each with the same prefetch."""
 
     def __init__(
         self,

@@ -180,3 +180,14 @@ def test_durations_parse(text: str, seconds: float) -> None:
 def test_redact_url_masks_only_the_password() -> None:
     assert redact_url("amqps://bob:s3cr3t@h:5671/v") == "amqps://bob:***@h:5671/v"
     assert redact_url("amqp://h/") == "amqp://h/"
+
+
+def test_prefetch_follows_concurrency_unless_set() -> None:
+    same = load_settings({"INVOICER_CONCURRENCY": "24"}, env_file=None).pipeline
+    own = load_settings(
+        {"INVOICER_CONCURRENCY": "24", "INVOICER_PREFETCH": "8"}, env_file=None
+    ).pipeline
+    assert (same.prefetch, same.stage_prefetch) == (0, 24)
+    assert (own.concurrency, own.stage_prefetch) == (24, 8)
+    with pytest.raises(SettingsError, match="INVOICER_PREFETCH"):
+        load_settings({"INVOICER_PREFETCH": "-1"}, env_file=None)
