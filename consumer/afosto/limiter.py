@@ -1,15 +1,12 @@
 """One limiter shared by every Afosto call: it learns the rate Afosto allows and paces below it.
 
-Afosto publishes no limits and sends no rate headers, so the pace is learnt (AIMD): calls start
-unpaced; a refusal sets the pace to `decrease` x the rate achieved just before it, and every
-call slows down, not only the refused one; each call the pace holds back raises it by `probe`,
-a step that doubles every `probe_doubling` such calls without a refusal (so a refusal costs
-about the same share of calls at any rate, and a raised limit is found in a few doublings).
-Refusals of calls paced before the last cut were already on the wire: they are counted once.
+Afosto publishes no limits and no rate headers, so the pace is learnt (AIMD). Calls start
+unpaced. A refusal sets the pace to `decrease` x the rate answered just before it and slows every
+call; refusals of calls sent before that cut were already on the wire and count once. While the
+pace holds calls back it rises by `probe` per call, a step that doubles every `probe_doubling`
+calls without a refusal (after a deep cut: quickly back to where one refusal would have cut to).
 Refusals in a row cut deeper and, past `free_strikes`, pause everyone 1 s, 2 s, 4 s, ...
-(Afosto's advice), as does a refusal before any call got through (nothing to pace from); after
-a deep cut the pace climbs back quickly to `decrease` x the last achieved rate. A Retry-After
-(from a proxy) pauses everyone at least that long.
+(Afosto's advice), as does one before anything was answered. A Retry-After pauses everyone.
 """
 
 from __future__ import annotations
@@ -30,6 +27,8 @@ _SENT: ContextVar[tuple[object, int] | None] = ContextVar("afosto_limiter_sent",
 
 
 class SharedLimiter:
+    """Concurrency cap, learnt pace and shared pauses for one client's calls (one event loop)."""
+
     def __init__(
         self,
         *,
