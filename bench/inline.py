@@ -15,6 +15,7 @@ from each event's publish (in a backlog, mostly queueing); calls from the sandbo
 of the consumer process only. `--compare` then runs pipeline's 50 ms scenario in the same run.
 
 Run: .venv/bin/python bench/inline.py [--orders 2000] [--prefetch 64] [--compare]
+     .venv/bin/python bench/inline.py --sweep 8,16,32,64   (the ratio by prefetch, ~3 min)
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ from consumer.afosto.operations import OperationName, document
 log = logging.getLogger("inline")
 SCRIPT = str(Path(__file__).resolve())
 TARGET = 10  # issue 7: the service beats inline by >= 10x to pdf_ready at equal prefetch
+STAGES = 3  # the service's stage consumers (triggers, intents, pdf), each with the prefetch
+# --sweep sizes: inline drains about prefetch / 1.6 s events per second, the service 5-20x more.
+SWEEP_ORDERS_PER_SLOT = 6
+SWEEP_EVENTS_PER_SLOT = 30
 
 # -- the inline consumer (runs in its own process: `bench/inline.py --worker`) ---------------
 
@@ -367,9 +372,19 @@ def _print(result: dict[str, Any]) -> None:
     )
 
 
-async def compare(inline: dict[str, Any], broker: str, events: int | None) -> dict[str, Any]:
+async def compare(
+    inline: dict[str, Any],
+    broker: str,
+    events: int | None,
+    *,
+    in_flight: str = "per-consumer",
+) -> dict[str, Any]:
     """bench/pipeline.py's 50 ms scenario (its own backlog size unless `events`), with the
-    inline run's latency, PDF delays, prefetch and seed."""
+    inline run's latency, PDF delays, prefetch and seed.
+
+    `in_flight` "per-consumer": each of the service's three stage consumers gets the inline
+    consumer's prefetch P and the service handles up to 3P at once; "total": the service holds
+    P deliveries in all, as many as inline (the stricter comparison)."""
     from bench.pipeline import DEFAULT_EVENTS, SCENARIOS, run_scenario  # only --compare needs it
 
     if broker != BROKER:
@@ -383,13 +398,15 @@ async def compare(inline: dict[str, Any], broker: str, events: int | None) -> di
         pdf_min_s=inline["pdf_delay_s"][0],
         pdf_max_s=inline["pdf_delay_s"][1],
     )
+    concurrency = inline["prefetch"] * (STAGES if in_flight == "per-consumer" else 1)
     connection = await aio_pika.connect(broker)
     async with connection:
         service = await run_scenario(
             connection,
             scenario,
             events=events or scenario.events or DEFAULT_EVENTS,
-            concurrency=inline["prefetch"],
+            concurrency=concurrency,
+            prefetch=inline["prefetch"],
             seed=inline["seed"],
         )
     result = asdict(service)
@@ -399,6 +416,8 @@ async def compare(inline: dict[str, Any], broker: str, events: int | None) -> di
 
     return {
         "service": result,
+        "in_flight": in_flight,
+        "service_concurrency": concurrency,
         "ratio_pdf_ready_per_s": ratio(service.ready_per_s, inline["events_per_s_pdf_ready"]),
         "ratio_created_per_s": ratio(service.created_per_s, inline["events_per_s_created"]),
         "target_ratio_pdf_ready": TARGET,
@@ -410,7 +429,8 @@ def _print_compare(inline: dict[str, Any], versus: dict[str, Any]) -> None:
     ratio = versus["ratio_pdf_ready_per_s"]
     print_table(
         f"service (bench/pipeline.py {service['scenario']}, {service['orders']} orders) vs "
-        f"inline ({inline['orders']} orders), same run, prefetch/concurrency {inline['prefetch']}",
+        f"inline ({inline['orders']} orders), same run, prefetch {inline['prefetch']}, service "
+        f"concurrency {versus['service_concurrency']} ({versus['in_flight']})",
         ["figure", "inline", "service", "service/inline"],
         [
             (
@@ -444,6 +464,47 @@ def _print_compare(inline: dict[str, Any], versus: dict[str, Any]) -> None:
     )
 
 
+async def sweep(prefetches: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Inline and the service at each prefetch, sized to ~10 s of work each: where the design
+    shows (inline is bound by prefetch / hold) and where the machine's cores cap the service."""
+    rows = []
+    for prefetch in prefetches:
+        inline = await run_inline(
+            orders=prefetch * SWEEP_ORDERS_PER_SLOT,
+            prefetch=prefetch,
+            latency_ms=args.latency_ms,
+            pdf_min_s=args.pdf_min_s,
+            pdf_max_s=args.pdf_max_s,
+            poll_s=args.poll_interval,
+            seed=args.seed,
+            broker=args.broker,
+        )
+        row: dict[str, Any] = {"prefetch": prefetch, "inline": inline}
+        for in_flight in ("per-consumer", "total"):
+            row[in_flight] = await compare(
+                inline, args.broker, prefetch * SWEEP_EVENTS_PER_SLOT, in_flight=in_flight
+            )
+        rows.append(row)
+    print_table(
+        f"service/inline to invoice.pdf_ready by prefetch (sandbox {args.latency_ms:g} ms, PDFs "
+        f"after U({args.pdf_min_s:g}, {args.pdf_max_s:g}) s); per-consumer: each stage consumer "
+        f"has the prefetch, concurrency {STAGES}x; total: concurrency = prefetch",
+        ["prefetch", "inline ev/s", "service ev/s", "ratio", "service ev/s (total)", "ratio"],
+        [
+            (
+                r["prefetch"],
+                r["inline"]["events_per_s_pdf_ready"],
+                r["per-consumer"]["service"]["ready_per_s"],
+                f"{r['per-consumer']['ratio_pdf_ready_per_s']}x",
+                r["total"]["service"]["ready_per_s"],
+                f"{r['total']['ratio_pdf_ready_per_s']}x",
+            )
+            for r in rows
+        ],
+    )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the bench (default) or the inline consumer itself (`--worker`)."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -463,6 +524,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compare-events", type=int, default=None, help="service backlog (default: pipeline's)"
     )
+    parser.add_argument(
+        "--in-flight",
+        choices=("per-consumer", "total"),
+        default="per-consumer",
+        help="--compare: the prefetch per stage consumer (service concurrency 3x) or in total",
+    )
+    parser.add_argument(
+        "--sweep",
+        default=None,
+        help="comma-separated prefetches, e.g. 8,16,32,64: inline and the service at each "
+        "(both in-flight rules), sized to ~10 s each; replaces the single run",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     parser.add_argument("--graphql-url", help=argparse.SUPPRESS)
@@ -477,6 +550,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
+    if args.sweep:
+        rows = asyncio.run(sweep([int(p) for p in args.sweep.split(",")], args))
+        emit_json({"bench": "inline-sweep", "sweep": rows})
+        return 0 if all(r["inline"]["complete"] for r in rows) else 1
+
     async def bench() -> dict[str, Any]:
         result = await run_inline(
             orders=args.orders,
@@ -490,7 +568,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         _print(result)
         if args.compare:
-            result["compare"] = await compare(result, args.broker, args.compare_events)
+            result["compare"] = await compare(
+                result, args.broker, args.compare_events, in_flight=args.in_flight
+            )
             _print_compare(result, result["compare"])
         return result
 
