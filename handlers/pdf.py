@@ -45,7 +45,9 @@ async def poll_pdf(check: PdfCheck, deps: Deps, ctx: Context) -> list[Outgoing]:
             f"invoice {check.invoice_id} not found at Afosto",
             max_attempts=INVOICE_NOT_FOUND_ATTEMPTS,
         )
-    if check.seen_at is not None:  # checks queued by older versions cannot say
+    # Misses only from first looks: later ones are made for slow or missing PDFs only, one
+    # per look until the deadline (pdf_timing.py). Checks queued by older versions lack seen_at.
+    if check.seen_at is not None and (invoice.pdf_url or check.check == 1):
         deps.pdf_timing.observe(check.due_at - check.seen_at, ready=bool(invoice.pdf_url))
     if invoice.pdf_url:
         return [pdf_ready(invoice, invoice.pdf_url, check.due_at, check.correlation_id)]

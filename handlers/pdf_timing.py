@@ -12,7 +12,12 @@ measured ages keep queueing lag out of it: measured ages would push the choice e
 
 Checks only ever land on chosen candidates, so nothing would be learnt below the current
 choice; every `explore_every`-th invoice therefore goes one candidate lower while that
-candidate lacks evidence, which lets the choice come down again when PDFs get faster.
+candidate lacks evidence, which lets the choice come down again when PDFs get faster. Upwards,
+the first unproven candidate above one proven too early is tried next.
+
+Only first looks may report a miss (poll_pdf decides): later looks happen only for slow or
+missing PDFs, and a PDF that never appears would add a miss per look until its deadline,
+drowning the window and pushing every first look late.
 """
 
 from __future__ import annotations
@@ -83,17 +88,22 @@ class PdfDelayEstimator:
         return found, missed
 
     def _choose(self) -> tuple[int, bool]:
-        """Index of the smallest well-evidenced candidate reaching the quantile, and whether
-        the one below it lacks evidence; (-1, False) while too little was seen."""
-        chosen = -1
+        """Index of the smallest candidate whose evidence reaches the quantile, and whether the
+        one below it lacks evidence; (-1, False) while too little was seen."""
+        chosen, failing = -1, False
         for index, t in enumerate(self._candidates):
             found, missed = self.evidence(timedelta(seconds=t))
             seen = found + missed
-            if seen >= self._min_evidence and found >= self._quantile * seen:
-                chosen = index
+            if seen >= self._min_evidence:
+                if found >= self._quantile * seen:
+                    chosen = index
+                    break
+                failing = True  # proven too early
+            elif failing:
+                chosen = index  # unproven, above one proven too early: try it
                 break
         else:
-            if seen >= self._min_evidence:  # proven slower than every candidate: look late
+            if failing:  # slower than every candidate: look as late as allowed
                 chosen = len(self._candidates) - 1
         if chosen <= 0:
             return chosen, False
