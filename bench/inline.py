@@ -85,6 +85,7 @@ class Inline:
     ) -> None:
         self.session, self.url, self.out, self.poll_s = session, url, out, poll_s
         self.holds: list[float] = []  # seconds each delivery stayed unacked
+        self.in_flight = 0
 
     async def call(self, operation: OperationName, variables: dict[str, Any]) -> dict[str, Any]:
         """POST one GraphQL operation; its `data`, or AfostoError."""
@@ -138,6 +139,7 @@ class Inline:
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         received = time.monotonic()
+        self.in_flight += 1
         try:
             await self.handle(json.loads(message.body))
         except Exception:
@@ -145,6 +147,8 @@ class Inline:
             await message.nack(requeue=True)
         else:
             await message.ack()
+        finally:
+            self.in_flight -= 1
         self.holds.append(time.monotonic() - received)
 
 
@@ -191,6 +195,11 @@ async def worker(
         print("consuming", flush=True)
         await stop.wait()
         await queue.cancel(tag)
+        # The harness stops us once the last event arrived: its ack may still be on the way.
+        for _ in range(500):
+            if not inline.in_flight:
+                break
+            await asyncio.sleep(0.01)
         # For the harness: prefetch / mean hold is this design's throughput bound.
         holds = inline.holds
         print(f"holds {json.dumps([len(holds), sum(holds) / max(len(holds), 1)])}", flush=True)
