@@ -60,9 +60,9 @@ def test_ratelimit_reports_the_share_of_the_rate_and_the_refusals(broker_url: st
     assert result["invoices"] == 60
     assert set(result["steady"]) == set(result["whole_run"]) == WINDOW_KEYS
     assert result["steady_seconds"] > 0
-    # The bucket never lets more through than its rate plus what it had saved up.
+    # The bucket never lets more through than its rate plus what it had saved up (+ start-up pings).
     whole = result["whole_run"]
-    assert whole["accepted_per_s"] * whole["seconds"] <= 20 * whole["seconds"] + 20 + 1
+    assert whole["accepted_per_s"] * whole["seconds"] <= 20 * whole["seconds"] + 20 + 5
     # A saturating backlog starts unpaced: the bucket refuses some, and the ledger shows them.
     assert whole["rate_limited"] >= 1
     assert result["calls_by_operation"]["order"]["rate_limited"] >= 1 or (
