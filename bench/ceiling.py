@@ -82,35 +82,27 @@ async def worker(prefix: str, concurrency: int, prefetch: int, broker: str) -> N
     slots = asyncio.Semaphore(concurrency)
     intents, pdf = topology.stage_queue("intents"), topology.stage_queue("pdf")
 
-    def message(body: bytes, message_id: str | None) -> aio_pika.Message:
-        return aio_pika.Message(
-            body,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message_id,
-        )
-
     async def plan(incoming: AbstractIncomingMessage) -> None:
         async with slots:
             event = orjson.loads(incoming.body)
             intent = _body({"order_id": event["order_id"]}, PAD_INTENT)
-            await route.publish(message(intent, incoming.message_id), intents)
+            await route.publish(support.persistent(intent, incoming.message_id), intents)
             await incoming.ack()
 
     async def issue(incoming: AbstractIncomingMessage) -> None:
         async with slots:
             order_id = orjson.loads(incoming.body)["order_id"]
             created = _body({"order_ids": [order_id]}, PAD_CREATED)
-            await out.publish(message(created, incoming.message_id), "invoice.created")
+            await out.publish(support.persistent(created, incoming.message_id), "invoice.created")
             check = _body({"invoice_id": f"inv-{order_id}"}, PAD_CHECK)
-            await route.publish(message(check, incoming.message_id), pdf)
+            await route.publish(support.persistent(check, incoming.message_id), pdf)
             await incoming.ack()
 
     async def check(incoming: AbstractIncomingMessage) -> None:
         async with slots:
             invoice_id = orjson.loads(incoming.body)["invoice_id"]
             ready = _body({"invoice_id": invoice_id}, PAD_READY)
-            await out.publish(message(ready, incoming.message_id), "invoice.pdf_ready")
+            await out.publish(support.persistent(ready, incoming.message_id), "invoice.pdf_ready")
             await incoming.ack()
 
     stages: tuple[tuple[Stage, Callback], ...] = (

@@ -473,6 +473,18 @@ def _print_compare(inline: dict[str, Any], versus: dict[str, Any]) -> None:
     )
 
 
+def _workload(args: argparse.Namespace) -> dict[str, Any]:
+    """run_inline's keyword arguments that the command line fixes for every run."""
+    return {
+        "latency_ms": args.latency_ms,
+        "pdf_min_s": args.pdf_min_s,
+        "pdf_max_s": args.pdf_max_s,
+        "poll_s": args.poll_interval,
+        "seed": args.seed,
+        "broker": args.broker,
+    }
+
+
 async def sweep(prefetches: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
     """Inline and the service at each prefetch, sized to ~10 s of work each: where the design
     shows (inline is bound by prefetch / hold) and where the machine's cores cap the service."""
@@ -481,12 +493,7 @@ async def sweep(prefetches: list[int], args: argparse.Namespace) -> list[dict[st
         inline = await run_inline(
             orders=prefetch * SWEEP_ORDERS_PER_SLOT,
             prefetch=prefetch,
-            latency_ms=args.latency_ms,
-            pdf_min_s=args.pdf_min_s,
-            pdf_max_s=args.pdf_max_s,
-            poll_s=args.poll_interval,
-            seed=args.seed,
-            broker=args.broker,
+            **_workload(args),
         )
         row: dict[str, Any] = {"prefetch": prefetch, "inline": inline}
         for in_flight in ("per-consumer", "total"):
@@ -568,12 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         result = await run_inline(
             orders=args.orders,
             prefetch=args.prefetch,
-            latency_ms=args.latency_ms,
-            pdf_min_s=args.pdf_min_s,
-            pdf_max_s=args.pdf_max_s,
-            poll_s=args.poll_interval,
-            seed=args.seed,
-            broker=args.broker,
+            **_workload(args),
         )
         _print(result)
         if args.compare:
