@@ -155,6 +155,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def local_broker_pid() -> int | None:
+    """The pid of a RabbitMQ (beam.smp) on this machine, to count its CPU; None if none."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm", "rb") as f:
+                    if f.read().strip() == b"beam.smp":
+                        return int(entry)
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+    return None
+
+
+class CpuMeter:
+    """CPU seconds that several processes spend between `start()` and `stop()`."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self._pids = {name: pid for name, pid in pids.items() if pid is not None}
+        self._start: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._start = {name: cpu_seconds(pid) for name, pid in self._pids.items()}
+
+    def stop(self) -> None:
+        self.used = {n: cpu_seconds(p) - self._start[n] for n, p in self._pids.items()}
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of `pid` now."""
     with open(f"/proc/{pid}/statm", "rb") as f:
