@@ -89,8 +89,10 @@ def _configure_logs(settings: Settings) -> None:
 def _run(settings: Settings, _: argparse.Namespace) -> int:
     _configure_logs(settings)
     try:
-        from consumer.loop import run
+        import consumer.app  # noqa: F401 - imported before tune_gc freezes what start-up made
+        from consumer.loop import run, tune_gc
 
+        tune_gc()
         run(_serve(settings), settings.pipeline.event_loop)
     except SettingsError as exc:
         log.error("invalid configuration: %s", exc)

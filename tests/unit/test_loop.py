@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
-from consumer.loop import loop_name, run
+from consumer.loop import GC_YOUNG_THRESHOLD, loop_name, run, tune_gc
 from consumer.settings import SettingsError, load_settings
 
 
@@ -35,3 +36,14 @@ def test_run_leaves_no_loop_behind() -> None:
     run(_which(), "uvloop")
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
+
+
+def test_tune_gc_freezes_start_up_objects_and_collects_young_ones_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 1000
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
