@@ -2,7 +2,8 @@
 
 The deadline counts from the invoice's creation at Afosto (PDF_DEADLINE); past it the check
 is dead-lettered `pdf_timeout`. `occurred_at` of invoice.pdf_ready is the due time of the
-check that found the PDF, so a redelivered check publishes a byte-identical event.
+check that found the PDF, so a redelivered check publishes a byte-identical event (when issue
+finds the PDF in the mutation's answer, it is the invoice's created_at, equally stable).
 """
 
 from __future__ import annotations
