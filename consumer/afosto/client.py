@@ -213,6 +213,8 @@ class AfostoClient:
             error = exc
             raise
         except BaseException as exc:
+            if _answered(exc):  # NOT_FOUND, a refusal...: the rate limit let the call through
+                self.limiter.succeeded()
             error = exc
             raise
         finally:

@@ -140,6 +140,24 @@ async def test_a_refusal_after_answers_paces_every_call_of_the_client() -> None:
     assert len(script.requests) == 3
 
 
+async def test_answered_errors_teach_the_limiter_the_rate_too() -> None:
+    """NOT_FOUND passed the rate limit like any answer: a refusal after it paces, not pauses."""
+    replies = (
+        gql_error("NOT_FOUND"),
+        gql_error("NOT_FOUND"),
+        gql_error("RATE_LIMITED"),
+        answer({"data": {"order": ORDER}}),
+    )
+    async with client_for(*replies, concurrency=8) as (client, script, sleeps):
+        assert await client.order("o1") is None
+        assert await client.order("o2") is None
+        assert await client.order("o3") is not None
+        assert client.limiter.rate is not None
+        assert client.limiter.pause_remaining == 0
+    assert len(script.requests) == 4
+    assert not [s for s in sleeps.calls if s >= 0.9]  # no "nothing answered yet" pause
+
+
 async def test_limiter_never_has_more_calls_in_flight_than_its_concurrency() -> None:
     limiter = SharedLimiter(concurrency=3)
     inside, peak = 0, 0
