@@ -152,7 +152,9 @@ class PdfReady(Outbound):
     event_type: Literal["invoice.pdf_ready"] = "invoice.pdf_ready"
     schema_version: Literal[1] = SCHEMA_VERSION
     occurred_at: AwareDatetime = Field(
-        description="When the check that found the PDF was due (stable across redeliveries)."
+        description="When the check that found the PDF was due, or the invoice's creation "
+        "time when Afosto's answer to invoiceItems already carried the PDF (stable across "
+        "redeliveries)."
     )
     correlation_id: str = Field(description="The event id of the triggering order event.")
     invoice_id: str
