@@ -167,8 +167,10 @@ async def run_scenario(
     within: float = SCENARIO_TIMEOUT,
     prefetch: int | None = None,
     service_extra: dict[str, str] | None = None,
+    processes: int = 1,
 ) -> ScenarioResult:
-    """One scenario end to end (API process, service process, capture); cleans up after."""
+    """One scenario end to end (API process, `processes` service processes, capture); cleans
+    up after. CPU counts every service process, peak RSS the first."""
     names = support.Names(support.fresh_prefix("pipeline"))
     topology = names.topology(wait_tiers)
     capture_queue = f"{names.prefix}.capture"
@@ -200,17 +202,17 @@ async def run_scenario(
                             messages,
                             on_publish=lambda o: sent.setdefault(o, time.monotonic()),
                         )
-                async with support.service_process(env, connection) as service:
+                async with support.service_processes(env, connection, processes) as services:
                     started = time.monotonic()
                     meter = support.CpuMeter(
                         {
-                            "service": service.pid,
-                            "api": api.child.pid,
-                            "broker": support.local_broker_pid(),
+                            "service": [c.pid for c in services],
+                            "api": [api.child.pid],
+                            "broker": [support.local_broker_pid()],
                         }
                     )
                     meter.start()
-                    async with support.sampling(service.pid) as sampler:
+                    async with support.sampling(services[0].pid) as sampler:
                         publisher = None
                         if rate is not None:
                             publisher = asyncio.create_task(
@@ -388,6 +390,7 @@ async def main(args: argparse.Namespace) -> None:
                 "seed": args.seed,
                 "duplicates": args.duplicates,
                 "wait_tiers": args.wait_tiers,
+                "processes": args.processes,
             }
             rate = None if args.rate == "half" else args.rate
             first = await run_scenario(connection, scenario, events=events, rate=rate, **common)
@@ -400,7 +403,7 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 results.append(again)
     print(
-        f"service: 1 process, concurrency {args.concurrency}, "
+        f"service: {args.processes} process(es), concurrency {args.concurrency} each, "
         f"prefetch {args.prefetch or 'service default'}, seed {args.seed}, "
         f"duplicates {args.duplicates:g}, wait tiers {args.wait_tiers or 'service default'}"
     )
@@ -442,6 +445,7 @@ async def main(args: argparse.Namespace) -> None:
             "wall_s": round(time.monotonic() - wall, 1),
             "bench": "pipeline",
             "concurrency": args.concurrency,
+            "processes": args.processes,
             "prefetch": args.prefetch,
             "seed": args.seed,
             "duplicates": args.duplicates,
@@ -476,6 +480,9 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="INVOICER_PREFETCH per stage consumer (default: the service's, = concurrency)",
+    )
+    p.add_argument(
+        "--processes", type=int, default=1, help="service processes (replicas) per scenario"
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--duplicates", type=float, default=0.0, help="extra deliveries per order")

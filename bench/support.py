@@ -169,18 +169,25 @@ def local_broker_pid() -> int | None:
 
 
 class CpuMeter:
-    """CPU seconds that several processes spend between `start()` and `stop()`."""
+    """CPU seconds that groups of processes spend between `start()` and `stop()`."""
 
-    def __init__(self, pids: dict[str, int | None]) -> None:
-        self._pids = {name: pid for name, pid in pids.items() if pid is not None}
+    def __init__(self, groups: dict[str, Sequence[int | None]]) -> None:
+        self._groups = {
+            name: [p for p in pids if p is not None]
+            for name, pids in groups.items()
+            if any(p is not None for p in pids)
+        }
         self._start: dict[str, float] = {}
         self.used: dict[str, float] = {}
 
+    def _now(self) -> dict[str, float]:
+        return {name: sum(map(cpu_seconds, pids)) for name, pids in self._groups.items()}
+
     def start(self) -> None:
-        self._start = {name: cpu_seconds(pid) for name, pid in self._pids.items()}
+        self._start = self._now()
 
     def stop(self) -> None:
-        self.used = {n: cpu_seconds(p) - self._start[n] for n, p in self._pids.items()}
+        self.used = {name: t - self._start[name] for name, t in self._now().items()}
 
 
 def rss_bytes(pid: int) -> int:
@@ -520,17 +527,37 @@ async def service_process(
 ) -> AsyncIterator[Child]:
     """`python -m consumer run` with exactly `env`; ready once all stage queues have a
     consumer (at LOG_LEVEL=WARNING the service logs nothing on start-up)."""
+    async with service_processes(env, connection, 1, within=within) as (child,):
+        yield child
+
+
+@asynccontextmanager
+async def service_processes(
+    env: Mapping[str, str], connection: AbstractConnection, count: int, *, within: float = 30.0
+) -> AsyncIterator[tuple[Child, ...]]:
+    """`count` service processes (replicas competing on the same queues); the first keeps
+    `env`'s HTTP port, the others take free ones. Ready once each stage queue has `count`
+    consumers."""
     prefix = env["INVOICER_QUEUE_PREFIX"]
     stages = [f"{prefix}.{s}" for s in ("triggers", "intents", "pdf")]
     argv = [sys.executable, "-m", "consumer", "run"]
-    async with child_process("service", argv, env, grace=15.0) as child:
+    async with contextlib.AsyncExitStack() as stack:
+        children = []
+        for n in range(count):
+            own = dict(env) if n == 0 else {**env, "INVOICER_HTTP_PORT": "0"}
+            name = "service" if n == 0 else f"service{n + 1}"
+            children.append(
+                await stack.enter_async_context(child_process(name, argv, own, grace=15.0))
+            )
 
         async def ready() -> bool:
-            return all(c >= 1 for c in await consumer_counts(connection, stages))
+            return all(c >= count for c in await consumer_counts(connection, stages))
 
         # Polled often: benches take the moment it consumes as the start of their clock.
-        await wait_for(ready, within=within, what="the service to consume", child=child, poll=0.01)
-        yield child
+        await wait_for(
+            ready, within=within, what="the service to consume", child=children[0], poll=0.01
+        )
+        yield tuple(children)
 
 
 # -- broker helpers ----------------------------------------------------------------------

@@ -78,9 +78,11 @@ def test_pipeline_backlog_against_standin_and_sandbox(broker_url: str) -> None:
         "--scenarios=standin,sandbox-0ms",
         "--duplicates=0.5",
         "--wait-tiers=100ms,250ms,500ms,1s",
+        "--processes=2",  # replicas competing on the same queues
         broker_url=broker_url,
     )
     assert result["bench"] == "pipeline"
+    assert result["processes"] == 2
     assert result["ceiling"]["complete"] is True
     assert set(result["scenarios"]) == {"standin", "sandbox-0ms"}
     assert set(result["ratio_to_ceiling"]) == {"standin", "sandbox-0ms"}
