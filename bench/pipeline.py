@@ -391,6 +391,7 @@ async def main(args: argparse.Namespace) -> None:
                 "duplicates": args.duplicates,
                 "wait_tiers": args.wait_tiers,
                 "processes": args.processes,
+                "service_extra": {"INVOICER_LOG_LEVEL": args.log_level},
             }
             rate = None if args.rate == "half" else args.rate
             first = await run_scenario(connection, scenario, events=events, rate=rate, **common)
@@ -405,7 +406,8 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"service: {args.processes} process(es), concurrency {args.concurrency} each, "
         f"prefetch {args.prefetch or 'service default'}, seed {args.seed}, "
-        f"duplicates {args.duplicates:g}, wait tiers {args.wait_tiers or 'service default'}"
+        f"duplicates {args.duplicates:g}, wait tiers {args.wait_tiers or 'service default'}, "
+        f"log level {args.log_level}"
     )
     support.print_table(
         "pipeline (event→created latency from each event's publish)",
@@ -483,6 +485,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--processes", type=int, default=1, help="service processes (replicas) per scenario"
+    )
+    p.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="the service's INVOICER_LOG_LEVEL (its own default, INFO, logs a line per message)",
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--duplicates", type=float, default=0.0, help="extra deliveries per order")
