@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint typecheck test unit demo bench chaos sandbox clean
+.PHONY: install lint typecheck test unit demo bench profile chaos sandbox clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "need Python 3.11+ on PATH (python3.11, python3.12, ...), or: make PY=/path/to/python"; exit 1; }
@@ -44,6 +44,10 @@ sandbox: $(STAMP)
 BENCHES ?= ceiling pipeline inline backlog ratelimit bench_sandbox bench_handlers bench_webhooks
 bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
+
+# py-spy on the service while bench/pipeline.py drains a backlog: where its CPU goes.
+profile: $(STAMP)
+	$(BIN)/python -m bench.profile $(PROFILE_ARGS)
 
 # Tier 2 of the reliability proof (docs/reliability.md), at most 30 min; e.g. CHAOS_ARGS="--seed 7 --broker real"
 chaos: $(STAMP)
