@@ -15,7 +15,7 @@ from each event's publish (in a backlog, mostly queueing); calls from the sandbo
 of the consumer process only. `--compare` then runs pipeline's 50 ms scenario in the same run.
 
 Run: .venv/bin/python bench/inline.py [--orders 2000] [--prefetch 64] [--compare]
-     .venv/bin/python bench/inline.py --sweep 8,16,32,64   (the ratio by prefetch, ~3 min)
+     .venv/bin/python bench/inline.py --sweep 8,16,32,64   (the ratio by prefetch, ~5 min)
 """
 
 from __future__ import annotations
@@ -66,9 +66,10 @@ log = logging.getLogger("inline")
 SCRIPT = str(Path(__file__).resolve())
 TARGET = 10  # issue 7: the service beats inline by >= 10x to pdf_ready at equal prefetch
 STAGES = 3  # the service's stage consumers (triggers, intents, pdf), each with the prefetch
-# --sweep sizes: inline drains about prefetch / 1.6 s events per second, the service 5-20x more.
-SWEEP_ORDERS_PER_SLOT = 6
-SWEEP_EVENTS_PER_SLOT = 30
+# --sweep sizes: inline drains about prefetch / 1.6 s events per second, the service 5-20x more;
+# long enough that the last PDF's 2 s do not dominate a run (~5 min for 8,16,32,64).
+SWEEP_ORDERS_PER_SLOT = 10
+SWEEP_EVENTS_PER_SLOT = 100
 
 # -- the inline consumer (runs in its own process: `bench/inline.py --worker`) ---------------
 
