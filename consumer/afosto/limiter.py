@@ -7,6 +7,9 @@ pace holds calls back it rises by `probe` per call, a step that doubles every `p
 calls without a refusal (after a deep cut: quickly back to where one refusal would have cut to).
 Refusals in a row cut deeper and, past `free_strikes`, pause everyone 1 s, 2 s, 4 s, ...
 (Afosto's advice), as does one before anything was answered. A Retry-After pauses everyone.
+Past `calm` seconds without a refusal the pace also doubles every `regrow` seconds of holding
+calls back: a limit that was low for a while (a storm, a busy tenant) and is raised again is
+found within a minute, not after thousands of calls at the low pace.
 """
 
 from __future__ import annotations
@@ -39,14 +42,16 @@ class SharedLimiter:
         window: float = 1.0,
         min_rate: float = 1.0,
         free_strikes: int = 2,
+        calm: float = 60.0,
+        regrow: float = 5.0,
         max_pause: float = 60.0,
         sleep: Sleep = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0.0 < decrease < 1.0 or probe < 0 or probe_doubling <= 0 or window <= 0:
             raise ValueError("need 0 < decrease < 1, probe >= 0, probe_doubling > 0, window > 0")
-        if min_rate <= 0:
-            raise ValueError("min_rate must be positive")
+        if min_rate <= 0 or calm < 0 or regrow <= 0:
+            raise ValueError("need min_rate > 0, calm >= 0, regrow > 0")
         self.concurrency = concurrency
         self.decrease = decrease
         self.probe = probe
@@ -54,6 +59,8 @@ class SharedLimiter:
         self.window = window
         self.min_rate = min_rate
         self.free_strikes = free_strikes
+        self.calm = calm
+        self.regrow = regrow
         self.max_pause = max_pause
         self._sleep = sleep
         self._now = monotonic
@@ -62,6 +69,7 @@ class SharedLimiter:
         self._next_at = -math.inf  # earliest instant the next paced call may go
         self._probes = 0  # calls held back by the pace since the last cut
         self._known = 0.0  # where a single refusal would have cut to: quick to climb back to
+        self._cut_at, self._cut_rate = 0.0, 0.0  # when the last cut was, and to what pace
         self._pause_until = 0.0
         self._strikes = 0
         self._accepted: deque[float] = deque()  # completion times within `window`
@@ -149,6 +157,9 @@ class SharedLimiter:
                     rate = min(self._known, max(rate * 1.1, rate + 1.0))
                 else:
                     rate *= 1.0 + self.probe * 2.0 ** min(self._probes / self.probe_doubling, 5.0)
+                # Per call, a pace cut to 1/s would take hours to find a limit raised to 50/s.
+                if (calm := now - self._cut_at - self.calm) > 0:
+                    rate = max(rate, self._cut_rate * 2.0 ** min(calm / self.regrow, 30.0))
                 self._rate = rate
                 self._probes += 1
             at = max(self._next_at, now)
@@ -168,6 +179,7 @@ class SharedLimiter:
         if achieved > 0:  # a storm that lets nothing through says nothing about the rate
             self._known = base * self.decrease
         self._rate = max(base * self.decrease**self._strikes, self.min_rate)
+        self._cut_at, self._cut_rate = now, self._rate
         self._epoch += 1
         self._next_at = now + 1.0 / self._rate
         self._probes = 0

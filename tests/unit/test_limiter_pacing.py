@@ -168,6 +168,24 @@ async def test_a_storm_pauses_everyone_longer_and_longer_then_the_pace_comes_bac
     assert after >= 0.9 * 50
 
 
+async def test_a_limit_that_was_a_trickle_for_minutes_is_found_again_soon() -> None:
+    """Seen in chaos Tier 2: a 3/s storm left a process pacing at ~1 call/s long after the
+    limit was back at its usual rate."""
+    run = saturated(50)
+    await run.clock.run_until(40)
+    run.bucket.rate = 1.0  # a trickle, long enough for the pace to learn it
+    await run.clock.run_until(160)
+    trickle = run.limiter.rate
+    run.bucket.rate = 50
+    await run.clock.run_until(300)
+    await stop(run)
+    assert trickle is not None
+    assert trickle < 3
+    after, refused = run.between(260, 300)  # within 100 s of the limit's return
+    assert after >= 0.9 * 50
+    assert refused < 0.01
+
+
 async def test_retry_after_holds_every_call_back_that_long() -> None:
     proxy_said: list[float] = []
 
