@@ -4,9 +4,11 @@ parse → handle → publish the handler's outputs in order, each confirmed → 
 - Transient (or an unexpected exception): republish the original to the wait tier for the next
   attempt (`invoicer-attempt` + 1), then ack; past max attempts, dead-letter `exhausted_reason`.
 - Permanent: publish a copy to `<p>.dead` with the reason, then ack (poison: one delivery).
-- Systemic: park the delivery back on its own queue untouched (same attempt; a fresh publish, so
-  the quorum queue's delivery limit is not spent by an outage) and tell the controller, which
-  pauses consumption.
+- Systemic: tell the controller, which pauses consumption, and park the delivery back on its
+  own queue untouched through the shortest wait tier (same attempt; a fresh publish, so the
+  quorum queue's delivery limit is not spent by an outage; the tier keeps the copy away until
+  the pause has taken effect, instead of racing it back into this consumer or spinning it
+  through other replicas).
 - PublishFailed (the broker did not confirm what we had to publish), or a bug outside the
   handler: reject with requeue, a failed delivery that the queue's x-delivery-limit counts.
 An intent or PDF check for an invoice this process already announced is acked as a duplicate
@@ -193,7 +195,7 @@ class Processor:
             return await self._dead(message, queue, exc.reason, exc.detail)
         except Systemic as exc:
             self._on_systemic(exc)
-            await self._republish(message, route, attempt, delay=None)
+            await self._republish(message, route, attempt, delay=self._topology.tiers[0])
             return Fate("requeued", "systemic", exc.detail)
         except Transient as exc:
             return await self._retry(message, route, queue, attempt, exc)

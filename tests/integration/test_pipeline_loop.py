@@ -21,6 +21,7 @@ from consumer.amqp.publisher import (
 from handlers.errors import Permanent, Systemic, Transient
 from handlers.ports import Context, Deps, Emit, Forward, Outgoing, Route
 from tests.integration.pipeline_support import (
+    all_delivered,
     capture,
     collect_dead,
     dead_letters,
@@ -181,6 +182,12 @@ async def test_systemic_returns_the_delivery_and_pauses(
         assert not any(app.consumers.registered().values())
     async with amqp.channel() as channel:
         queue = await channel.declare_queue(f"{prefix}.triggers", passive=True)
+
+        # Parked through the shortest wait tier: back in its queue after the tier's delay.
+        async def parked() -> bool:
+            return not await all_delivered(amqp, f"{prefix}.triggers")
+
+        await eventually(parked, what="the parked delivery")
         message = await queue.get(fail=False)
         assert message is not None
         assert message.message_id == "s"
