@@ -94,7 +94,8 @@ def test_pipeline_backlog_against_standin_and_sandbox(broker_url: str) -> None:
         assert scenario["double_invoiced"] == 0
         # The broker's share is there only where RabbitMQ runs on this machine (here it does).
         assert set(scenario["cpu_s_per_1000_by_process"]) == {"service", "api", "broker"}
-        assert scenario["cpu_s_per_1000_by_process"]["service"] > 0
+        # At this size two processes may each spend less than a clock tick: no "> 0" here.
+        assert scenario["cpu_s_per_1000_by_process"]["service"] == scenario["cpu_s_per_1000"]
         # Every order was queried and invoiced once at least; duplicates may add queries.
         assert scenario["calls_per_invoice_by_op"]["mutation"] >= 1
         assert scenario["calls_per_invoice_by_op"]["order"] >= 1
