@@ -41,7 +41,7 @@ sandbox: $(STAMP)
 
 # Issue 7's five benchmarks first (docs/performance.md), then the older component benches.
 # Each prints a table and one JSON line; run one alone with e.g. `make bench BENCHES=ceiling`.
-BENCHES ?= ceiling pipeline inline backlog ratelimit bench_sandbox bench_handlers bench_webhooks
+BENCHES ?= ceiling pipeline inline backlog ratelimit http_client bench_sandbox bench_handlers bench_webhooks
 bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
 

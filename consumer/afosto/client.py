@@ -16,7 +16,6 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
-import aiohttp
 import orjson
 from pydantic import BaseModel, SecretStr, ValidationError
 from tenacity import (
@@ -29,6 +28,7 @@ from tenacity import (
 )
 
 from consumer.afosto.errors import NotFound, NotSent, graphql_error, http_error
+from consumer.afosto.http11 import Http11Client, RequestFailed
 from consumer.afosto.limiter import SharedLimiter, Sleep
 from consumer.afosto.operations import OperationName, document
 from handlers.errors import Conflict, InvoicerError, Permanent, RateLimited, Systemic, Transient
@@ -104,20 +104,22 @@ class AfostoClient:
         self._sleep = sleep
         self._on_result = on_result
         self._concurrency = max(concurrency, 1)
-        self._client_timeout = aiohttp.ClientTimeout(
-            total=self._timeout, connect=min(self._timeout, 5.0)
-        )
         self.limiter = limiter or SharedLimiter(concurrency=concurrency, sleep=sleep)
-        self._session: aiohttp.ClientSession | None = None
+        self._http: Http11Client | None = None
 
     def __repr__(self) -> str:
         return f"AfostoClient(url={self.url!r}, api_key=**********)"
 
     async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(
-            headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
-            # One kept-alive connection per call in flight; the limiter never allows more.
-            connector=aiohttp.TCPConnector(limit=self._concurrency),
+        headers = {
+            "User-Agent": _USER_AGENT,
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {self._api_key.get_secret_value()}",
+        }
+        # One kept-alive connection per call in flight; the limiter never allows more.
+        self._http = Http11Client(
+            self.url, headers, timeout=self._timeout, keep=self._concurrency, connect_timeout=5.0
         )
         return self
 
@@ -127,9 +129,9 @@ class AfostoClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     # -- the AfostoApi port --------------------------------------------------------------
 
@@ -231,29 +233,20 @@ class AfostoClient:
     async def _send(
         self, operation: OperationName, variables: dict[str, Any], *, mutation: bool
     ) -> dict[str, Any]:
-        if self._session is None:
+        if self._http is None:
             raise RuntimeError("AfostoClient used outside `async with`")
         body = orjson.dumps({"query": document(operation), "variables": variables})
-        headers = {
-            "Authorization": f"Bearer {self._api_key.get_secret_value()}",
-            "Content-Type": "application/json",
-        }
         try:
-            async with self._session.post(
-                self.url, data=body, headers=headers, timeout=self._client_timeout
-            ) as response:
-                if mutation:
-                    self._crash("after_mutation_sent")
-                status, retry_after = response.status, response.headers.get("Retry-After")
-                raw = await response.read()
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise NotSent(f"Afosto {operation}: cannot connect ({type(exc).__name__})") from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+            answer = await self._http.post(body)
+        except RequestFailed as exc:
+            if not exc.sent:
+                raise NotSent(f"Afosto {operation}: {exc}") from None
             if mutation:
-                raise Conflict(f"Afosto {operation}: {what}", unknown_outcome=True) from None
-            raise Transient(f"Afosto {operation}: {what}") from None
-        return _data(operation, status, retry_after, raw, mutation=mutation)
+                raise Conflict(f"Afosto {operation}: {exc}", unknown_outcome=True) from None
+            raise Transient(f"Afosto {operation}: {exc}") from None
+        if mutation:
+            self._crash("after_mutation_sent")
+        return _data(operation, answer.status, answer.retry_after, answer.body, mutation=mutation)
 
 
 def _data(
