@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from typing import Final
@@ -16,12 +17,24 @@ def invoice_id_for(item_ids: Iterable[str]) -> str:
     # Escaping keeps the name injective (["a,b"] vs ["a", "b"]); ids without "," or "\\"
     # are unchanged, so every id minted before stays the same.
     escaped = (i.replace("\\", "\\\\").replace(",", "\\,") for i in sorted(set(item_ids)))
-    return str(uuid.uuid5(INVOICE_NAMESPACE, ",".join(escaped)))
+    return uuid5(INVOICE_NAMESPACE, ",".join(escaped))
 
 
 def event_id_for(invoice_id: str, event_type: str) -> str:
     """UUIDv5 per (invoice, event type): consumers dedupe on it."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{event_type}:{invoice_id}"))
+    return uuid5(EVENT_NAMESPACE, f"{event_type}:{invoice_id}")
+
+
+def uuid5(namespace: uuid.UUID, name: str) -> str:
+    """`str(uuid.uuid5(namespace, name))` (RFC 9562 §5.5) without building a UUID object,
+    which cost ~20x the hash itself and showed in the profile; a test holds them equal."""
+    digest = bytearray(
+        hashlib.sha1(namespace.bytes + name.encode(), usedforsecurity=False).digest()
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC variant
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def intent_message_id(invoice_id: str) -> str:

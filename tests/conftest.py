@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from uuid import uuid4
 
 import aio_pika
+import hypothesis
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
@@ -18,6 +19,11 @@ import sandbox
 from consumer.amqp.declare import delete
 from consumer.amqp.topology import build
 from consumer.settings import Settings, load_settings, redact_url
+
+# No per-example deadline: on a loaded 2-core machine one example took 800 ms, and a deadline
+# is a timed assertion; speed lives in bench/.
+hypothesis.settings.register_profile("invoicer", deadline=None)
+hypothesis.settings.load_profile("invoicer")
 
 BROKER_URL = os.environ.get("INVOICER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 # Small tiers and delays keep the integration suite fast; production uses seconds to an hour.

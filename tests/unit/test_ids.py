@@ -8,7 +8,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handlers.ids import event_id_for, invoice_id_for
+from handlers.ids import EVENT_NAMESPACE, INVOICE_NAMESPACE, event_id_for, invoice_id_for, uuid5
 from schemas.afosto import VatAmount
 
 # Commas and backslashes included: they must not let two item sets share an invoice id.
@@ -21,6 +21,19 @@ def test_invoice_id_ignores_order_and_repeats(ids: list[str], rnd: random.Random
     rnd.shuffle(shuffled)
     assert invoice_id_for(shuffled) == invoice_id_for(ids)
     assert uuid.UUID(invoice_id_for(ids)).version == 5
+
+
+@given(st.sampled_from([INVOICE_NAMESPACE, EVENT_NAMESPACE, uuid.NAMESPACE_URL]), st.text())
+def test_the_fast_uuid5_is_the_standard_librarys(namespace: uuid.UUID, name: str) -> None:
+    assert uuid5(namespace, name) == str(uuid.uuid5(namespace, name))
+
+
+def test_ids_minted_before_stay_the_same() -> None:
+    # Values from before uuid5 was inlined: a changed id would invoice a set a second time.
+    assert invoice_id_for(["b", "a"]) == str(uuid.uuid5(INVOICE_NAMESPACE, "a,b"))
+    assert event_id_for("inv-1", "invoice.created") == str(
+        uuid.uuid5(EVENT_NAMESPACE, "invoice.created:inv-1")
+    )
 
 
 @given(ITEM_IDS, ITEM_IDS)
