@@ -9,8 +9,8 @@ sandbox does, so the service's conflict path still runs. It exists so bench/pipe
 show the service's own cost as a ratio of the broker ceiling.
 
 It shares the service's two cores, so its own CPU distorts that ratio: it speaks HTTP/1.1 on a
-bare asyncio Protocol (keep-alive, pipelining, Content-Length bodies only), on uvloop when
-importable, and keeps each order's and each ready invoice's answer as bytes until it changes.
+bare asyncio Protocol (bench/standin_http.py), on uvloop when importable, and keeps each
+order's and each ready invoice's answer as bytes until it changes.
 
 Control (no key): POST /_control/orders {"count": n, "items": k} → [{"id", "item_ids"}],
 GET /_control/ledger (invoices, calls by operation and outcome, invoiced_more_than_once),
@@ -26,15 +26,14 @@ import importlib.util
 import random
 import signal
 import time
-import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 import orjson
+
+from bench.standin_http import Request, Routes, http_server
 
 PRICE, VAT_RATE = 1210, 21  # cents incl. VAT per unit; 21 %
 EX_VAT = round(PRICE * 100 / (100 + VAT_RATE))
@@ -221,7 +220,6 @@ def _error(code: str, message: str, field: str | None = None) -> bytes:
 
 
 _UNAUTHORIZED = _error("UNAUTHORIZED", "missing or wrong API key")
-Handler = Callable[[bytes | None, bytes], tuple[int, bytes]]  # (Authorization, body) → answer
 
 
 class Api:
@@ -231,40 +229,26 @@ class Api:
         self.state = state
         self.bearer = f"Bearer {api_key}".encode()
         self.latency_s = latency_s
-        self.routes: dict[bytes, tuple[bytes, Handler]] = {
+        self.routes: Routes = {
             b"/graphql": (b"POST", self.graphql),
             b"/_control/orders": (b"POST", self.create_orders),
             b"/_control/ledger": (b"GET", self.ledger),
             b"/_control/health": (b"GET", self.health),
         }
 
-    def answer(self, head: _Head, body: bytes) -> bytes:
-        """The whole HTTP response to one request."""
-        route = self.routes.get(head.path)
-        if route is None:
-            return _response(404, b'{"error": "not found"}')
-        allowed, handler = route
-        if head.method != allowed and not (head.method == b"HEAD" and allowed == b"GET"):
-            return _response(405, b'{"error": "method not allowed"}', b"Allow: " + allowed)
-        try:
-            status, answer = handler(head.auth, body)
-        except Exception:
-            traceback.print_exc()  # as aiohttp logged it; the client sees a 500
-            status, answer = 500, b'{"error": "internal server error"}'
-        return _response(status, b"" if head.method == b"HEAD" else answer, length=len(answer))
+    def delay(self, request: Request) -> float:
+        """`--latency-ms`, which only authorised GraphQL calls wait for."""
+        graphql = request.path == b"/graphql" and request.method == b"POST"
+        if graphql and request.auth == self.bearer:
+            return self.latency_s
+        return 0.0
 
-    async def answer_late(self, head: _Head, body: bytes) -> bytes:
-        """answer() after `--latency-ms`, which only authorised GraphQL calls wait for."""
-        if head.path == b"/graphql" and head.method == b"POST" and head.auth == self.bearer:
-            await asyncio.sleep(self.latency_s)
-        return self.answer(head, body)
-
-    def graphql(self, auth: bytes | None, body: bytes) -> tuple[int, bytes]:
+    def graphql(self, request: Request) -> tuple[int, bytes]:
         state = self.state
-        if auth != self.bearer:
+        if request.auth != self.bearer:
             state.calls[("auth", "unauthorized")] += 1
             return 200, _UNAUTHORIZED
-        payload = orjson.loads(body)
+        payload = orjson.loads(request.body)
         document: str = payload.get("query", "")
         variables: dict[str, Any] = payload.get("variables") or {}
         head = document.lstrip().split("(", 1)[0].split()
@@ -294,174 +278,17 @@ class Api:
         state.calls[(operation, "ok")] += 1
         return 200, answer
 
-    def create_orders(self, _auth: bytes | None, body: bytes) -> tuple[int, bytes]:
-        given = orjson.loads(body) if body else {}
+    def create_orders(self, request: Request) -> tuple[int, bytes]:
+        given = orjson.loads(request.body) if request.body else {}
         count, items = int(given.get("count", 1)), int(given.get("items", 2))
         made = [self.state.create_order(items) for _ in range(count)]
         return 201, orjson.dumps([{"id": o.id, "item_ids": o.units} for o in made])
 
-    def ledger(self, _auth: bytes | None, _body: bytes) -> tuple[int, bytes]:
+    def ledger(self, _request: Request) -> tuple[int, bytes]:
         return 200, orjson.dumps(self.state.ledger())
 
-    def health(self, _auth: bytes | None, _body: bytes) -> tuple[int, bytes]:
+    def health(self, _request: Request) -> tuple[int, bytes]:
         return 200, b'{"ok":true}'
-
-
-# -- HTTP/1.1 on a bare asyncio Protocol ---------------------------------------------------
-
-MAX_HEAD, MAX_BODY = 64 * 1024, 64 * 1024 * 1024
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_STATUS = {
-    s: f"HTTP/1.1 {s} {HTTPStatus(s).phrase}\r\nContent-Type: application/json\r\n".encode()
-    for s in (200, 201, 400, 404, 405, 411, 413, 431, 500)
-}
-
-
-def _response(status: int, body: bytes, extra: bytes = b"", *, length: int = -1) -> bytes:
-    """Status line, headers and body; `length` differs from len(body) only for HEAD."""
-    if extra:
-        extra += b"\r\n"
-    size = len(body) if length < 0 else length
-    return b"%sContent-Length: %d\r\n%s\r\n%s" % (_STATUS[status], size, extra, body)
-
-
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class _Head:
-    method: bytes
-    path: bytes
-    length: int
-    auth: bytes | None
-    keep_alive: bool
-    expect_continue: bool
-
-
-def _parse_head(raw: bytes) -> _Head:
-    """Request line and the four headers the stand-in reads; raises _BadRequest."""
-    lines = raw.split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
-        raise _BadRequest(400, "bad request line")
-    method, target, version = parts
-    keep_alive, auth, length, expect = version == b"HTTP/1.1", None, -1, False
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip():
-            raise _BadRequest(400, "bad header line")
-        name, value = name.lower(), value.strip()
-        if name == b"authorization":
-            auth = value if auth is None else auth
-        elif name == b"content-length":
-            if not value.isdigit() or length not in (-1, int(value)):
-                raise _BadRequest(400, "bad Content-Length")
-            length = int(value)
-        elif name == b"transfer-encoding":
-            raise _BadRequest(411, "send the body with a Content-Length")
-        elif name == b"connection":
-            tokens = {t.strip() for t in value.lower().split(b",")}
-            keep_alive = b"close" not in tokens and (keep_alive or b"keep-alive" in tokens)
-        elif name == b"expect":
-            expect = value.lower() == b"100-continue"
-    if length > MAX_BODY:
-        raise _BadRequest(413, "body too large")
-    path = target.split(b"?", 1)[0]
-    return _Head(method, path, max(length, 0), auth, keep_alive, expect and length > 0)
-
-
-class _Connection(asyncio.Protocol):
-    """One client connection: requests are answered in order, as pipelining requires.
-
-    Without latency each answer is written from data_received (one write per read); with
-    `--latency-ms` the requests queue up for one task per connection that waits and answers.
-    """
-
-    def __init__(self, api: Api, live: set[_Connection]) -> None:
-        self.api, self.live = api, live
-        self.transport: asyncio.Transport | None = None
-        self.buffer = b""
-        self.head: _Head | None = None  # parsed, waiting for the rest of its body
-        self.done = False  # read no more: the client asked to close, or broke the framing
-        self.late: asyncio.Queue[tuple[_Head, bytes] | bytes] | None = None
-        self.worker: asyncio.Task[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass of it
-        self.live.add(self)
-        if self.api.latency_s:
-            self.late = asyncio.Queue()
-            self.worker = asyncio.get_running_loop().create_task(self._answer_late(self.late))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.live.discard(self)
-        if self.worker is not None:
-            self.worker.cancel()
-
-    def data_received(self, data: bytes) -> None:
-        if self.done:
-            return
-        buffer = self.buffer + data if self.buffer else data
-        pos, out = 0, []
-        while not self.done:
-            head = self.head
-            if head is None:
-                while buffer.startswith(b"\r\n", pos):  # stray CRLF between requests
-                    pos += 2
-                end = buffer.find(b"\r\n\r\n", pos)
-                if end < 0:
-                    if len(buffer) - pos > MAX_HEAD:
-                        out.append(self._refuse(_BadRequest(431, "request head too large")))
-                    break
-                try:
-                    head = _parse_head(buffer[pos:end])
-                except _BadRequest as bad:
-                    out.append(self._refuse(bad))
-                    break
-                pos = end + 4
-                if head.expect_continue and len(buffer) - pos < head.length:
-                    out.append(_CONTINUE)
-                self.head = head
-            if len(buffer) - pos < head.length:
-                break
-            body = buffer[pos : pos + head.length]
-            pos += head.length
-            self.head, self.done = None, not head.keep_alive
-            if self.late is None:
-                out.append(self.api.answer(head, body))
-            else:
-                self.late.put_nowait((head, body))
-        self.buffer = buffer[pos:] if pos < len(buffer) else b""
-        self._write(out)
-
-    def _refuse(self, bad: _BadRequest) -> bytes:
-        self.done = True
-        body = orjson.dumps({"error": str(bad)})
-        response = _response(bad.status, body, b"Connection: close")
-        if self.late is None:
-            return response
-        self.late.put_nowait(response)  # after the answers still waiting in the queue
-        return b""
-
-    def _write(self, out: list[bytes]) -> None:
-        assert self.transport is not None
-        if out:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-        if self.done and self.late is None:
-            self.transport.close()
-
-    async def _answer_late(self, late: asyncio.Queue[tuple[_Head, bytes] | bytes]) -> None:
-        while True:
-            item = await late.get()
-            response = item if isinstance(item, bytes) else await self.api.answer_late(*item)
-            assert self.transport is not None
-            self.transport.write(response)
-            if self.done and late.empty():
-                self.transport.close()
-                return
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -473,22 +300,14 @@ async def serve(args: argparse.Namespace) -> None:
         seed=args.seed, pdf_delay=args.pdf_delay, pdf_delay_max=args.pdf_delay_max, base=""
     )
     api = Api(state, args.api_key, args.latency_ms / 1000)
-    live: set[_Connection] = set()
-    server = await loop.create_server(lambda: _Connection(api, live), args.host, args.port)
-    try:
-        port = server.sockets[0].getsockname()[1]
+    delay = api.delay if api.latency_s else None
+    async with http_server(api.routes, args.host, args.port, delay=delay) as port:
         state.base = f"http://{args.host}:{port}"
         # Start-up's objects live to the end; frozen, the collector stops re-scanning them on
         # every collection the growing state triggers (about a tenth of the CPU under load).
         gc.freeze()
         print(f"standin listening on {state.base}", flush=True)
         await stop.wait()
-    finally:
-        server.close()
-        for connection in list(live):
-            if connection.transport is not None:
-                connection.transport.close()
-        await server.wait_closed()
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
-"""bench/standin.py's own HTTP/1.1 server, over raw sockets: pipelined and split requests,
-keep-alive and close, the refusals, the cached order answer and the conflict path."""
+"""bench/standin.py and its HTTP/1.1 server (bench/standin_http.py), over raw sockets:
+pipelined, split and chunked requests, 100-continue, keep-alive and close, the refusals, the
+cached order answer and the conflict path."""
 
 from __future__ import annotations
 
@@ -70,25 +71,46 @@ def _data(answer: Answer) -> Any:
     return orjson.loads(body)
 
 
+def _chunked(request: bytes) -> bytes:
+    """The same request with its body in two chunks instead of a Content-Length."""
+    head, _, body = request.partition(b"\r\n\r\n")
+    head = b"\r\n".join(h for h in head.split(b"\r\n") if not h.startswith(b"Content-Length"))
+    half = len(body) // 2
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (body[:half], body[half:]))
+    return head + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+
+
 @pytest.mark.parametrize("loop", ["--uvloop", "--no-uvloop"])
-async def test_pipelined_split_and_closing_requests(loop: str) -> None:
+async def test_pipelined_split_chunked_and_closing_requests(loop: str) -> None:
     async with support.standin_process(extra=[loop]) as api:
         (order,) = await api.control("POST", "orders", {"count": 1, "items": 2})
         query = _graphql("order", {"id": order["id"]})
         health = _request("GET", "/_control/health")
-        # Three requests in one write, then the same three a few bytes at a time.
+        # Four requests in one write, then the same four a few bytes at a time.
         for chunk in (0, 7):
-            answers, closed = await _exchange(api, health, query, health, chunk=chunk)
-            assert [_data(a) for a in answers[::2]] == [{"ok": True}, {"ok": True}]
+            answers, closed = await _exchange(
+                api, health, query, _chunked(query), health, chunk=chunk
+            )
+            assert [_data(a) for a in answers[::3]] == [{"ok": True}, {"ok": True}]
+            assert _data(answers[1]) == _data(answers[2])
             assert _data(answers[1])["data"]["order"]["id"] == order["id"]
             assert not closed  # kept alive
+        # `Expect: 100-continue`: the interim answer once the head is in, the answer after.
+        host, port = api.base_url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        head, _, body = query.partition(b"\r\n\r\n")
+        writer.write(head + b"\r\nExpect: 100-continue\r\n\r\n")
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(body)
+        assert _data(await _answer(reader))["data"]["order"]["id"] == order["id"]
+        writer.close()
         # After `Connection: close` the stand-in answers, closes, and reads nothing more.
         close = _request("GET", "/_control/health?probe=1", Connection="close")
         answers, closed = await _exchange(api, close, query, expect=1)
         assert _data(answers[0]) == {"ok": True}
         assert closed
         ledger = await api.control("GET", "ledger")
-    assert ledger["calls"] == {"order": {"ok": 2}}
+    assert ledger["calls"] == {"order": {"ok": 5}}
 
 
 async def test_refusals() -> None:
@@ -104,16 +126,26 @@ async def test_refusals() -> None:
         assert _data(answers[2])["errors"][0]["extensions"]["code"] == "UNAUTHORIZED"
         assert _data(answers[3])["errors"][0]["extensions"]["code"] == "NOT_FOUND"
         assert not closed
-        chunked = (
-            b"POST /graphql HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
-        )
-        answers, closed = await _exchange(api, chunked)
-        assert answers[0][0] == 411
-        assert closed
-        garbage = b"NOT HTTP\r\n\r\n"
-        answers, closed = await _exchange(api, garbage)
-        assert answers[0][0] == 400
-        assert closed
+        # Each broken request gets its 4xx and a close; what follows it goes unanswered.
+        health = _request("GET", "/_control/health")
+        too_large = b"POST /graphql HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (2**26 + 1)
+        for sent, status in ((b"NOT HTTP\r\n\r\n" + health, 400), (too_large + health, 413)):
+            answers, closed = await _exchange(api, sent, expect=1)
+            assert answers[0][0] == status
+            assert answers[0][1]["connection"] == "close"
+            assert closed
+        # A head that never ends: sent until the refusal comes (writing on would meet a reset).
+        host, port = api.base_url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET / HTTP/1.1\r\nX-Filler: ")
+        refusal = asyncio.ensure_future(_answer(reader))
+        for _ in range(100):  # 1.6 MB at most
+            writer.write(b"x" * 16_384)
+            await asyncio.wait([refusal], timeout=0.01)
+            if refusal.done():
+                break
+        assert (await refusal)[0] == 431
+        writer.close()
         ledger = await api.control("GET", "ledger")
     assert ledger["calls"] == {"auth": {"unauthorized": 1}, "order": {"not_found": 1}}
 
