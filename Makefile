@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy consumer handlers schemas sandbox tests bench
 
 test: lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
