@@ -105,7 +105,7 @@ class Publisher:
                     mandatory=True,
                     timeout=self._timeout,
                 )
-        except Exception as exc:  # aio-pika raises several families; all mean "not confirmed"
+        except Exception as exc:  # aiormq raises several families; all mean "not confirmed"
             raise PublishFailed(
                 f"publish to {exchange or '(default)'}/{routing_key} failed: "
                 f"{type_name(exc)} {exc}"[:300]
