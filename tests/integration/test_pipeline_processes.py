@@ -139,7 +139,7 @@ async def test_sigterm_under_load_drains_and_loses_nothing(
                 order = await afosto.simulator.create_order()
                 await afosto.simulator.ship(order.id)
             await eventually(lambda: len(out.of("invoice.created")) >= 3, what="some progress")
-            code = await first.terminate(within=30)
+            code = await first.terminate(within=90)  # drain deadline 30 s; a starved VM is slow
         assert code == 0, first.log_tail()
         log = "\n".join(first.lines)
         assert "drained" in log, first.log_tail()

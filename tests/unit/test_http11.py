@@ -167,13 +167,24 @@ async def test_a_connection_lost_mid_answer_fails_as_possibly_sent() -> None:
 
 
 async def test_a_slow_answer_times_out_and_its_connection_is_dropped() -> None:
-    slow_then_quick = (send(OK, pause=0.5), send(OK))
-    async with wire(*slow_then_quick) as server, client(server.url, timeout=0.2) as http:
+    answered = 0
+
+    async def quick_then_stuck(r: asyncio.StreamReader, w: asyncio.StreamWriter, q: bytes) -> None:
+        nonlocal answered
+        answered += 1
+        if answered > 1:
+            await r.read()  # no answer until the client gives up and leaves
+        await send(OK)(r, w, q)
+
+    # The first answer opens the connection, so the deadline below times the answer alone:
+    # a connect on a starved machine can take longer than any short deadline.
+    async with wire(quick_then_stuck, send(OK)) as server, client(server.url, timeout=1.5) as http:
+        assert (await http.post(b"{}")).status == 200
         with pytest.raises(RequestFailed) as failed:
             await http.post(b"{}")
         assert failed.value.sent
         assert failed.value.timed_out
-        assert "timed out after 0.2s" in str(failed.value)
+        assert "timed out after 1.5s" in str(failed.value)
         answer = await http.post(b"{}")  # a fresh connection, not the late answer
     assert answer.status == 200
     assert server.connections == 2
