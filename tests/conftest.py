@@ -25,6 +25,19 @@ from consumer.settings import Settings, load_settings, redact_url
 hypothesis.settings.register_profile("invoicer", deadline=None)
 hypothesis.settings.load_profile("invoicer")
 
+CHAOS_REPORT = "chaos_report"  # a test's user property that the summary prints (pytest -n too)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print each recorded chaos report at the end, pass or fail: worker output is not shown."""
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for name, value in getattr(report, "user_properties", []):
+                if name == CHAOS_REPORT:
+                    terminalreporter.write_sep("-", f"chaos report: {report.nodeid}")
+                    terminalreporter.write_line(str(value))
+
+
 BROKER_URL = os.environ.get("INVOICER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 # Small tiers and delays keep the integration suite fast; production uses seconds to an hour.
 FAST_ENV = {

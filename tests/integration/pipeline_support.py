@@ -190,7 +190,12 @@ class ServiceProcess:
 
     async def wait(self, within: float = 30.0) -> int:
         assert self.proc is not None
-        code = await asyncio.wait_for(self.proc.wait(), within)
+        try:
+            code = await asyncio.wait_for(self.proc.wait(), within)
+        except TimeoutError:
+            raise AssertionError(
+                f"the service did not exit within {within:g} s; its log ends:\n{self.log_tail()}"
+            ) from None
         if self._reader is not None:
             await asyncio.wait_for(self._reader, 5)
         return code
