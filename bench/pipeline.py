@@ -226,6 +226,9 @@ async def run_scenario(
                         )
                         if publisher is not None:
                             await publisher
+                        # As in ceiling.py: a starved machine can see the consumers only after
+                        # a tiny backlog is through; the first output then marks the start.
+                        started = min(started, min(cap.created.values(), default=started))
                         end_created = max(cap.created.values(), default=started)
                         end_ready = max(cap.ready.values(), default=started)
                         meter.stop()
