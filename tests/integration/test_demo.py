@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
@@ -62,15 +63,19 @@ async def test_cancelled_demo_still_removes_its_queues(broker_url: str, tmp_path
     base = load_settings({"INVOICER_AMQP_URL": broker_url}, env_file=None)
     run = Run(options, base, quiet())
     task = asyncio.create_task(run.execute())
-    for _ in range(100):  # wait until the service has declared its queues
+    # Wait until the service has declared every queue: a cancel in the middle of declaring
+    # is another test (and by time, not by count: a loaded machine starts slowly).
+    expected = sorted(q.name for q in run.topology.queues)
+    deadline = time.monotonic() + 60
+    while await leftovers(broker_url, run.topology) != expected:
+        assert not task.done(), f"the demo ended early: {task}"
+        assert time.monotonic() < deadline, "the demo never declared all its queues"
         await asyncio.sleep(0.1)
-        if await leftovers(broker_url, run.topology):
-            break
-    assert await leftovers(broker_url, run.topology), "the demo never declared its queues"
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await leftovers(broker_url, run.topology) == []
+    left = await leftovers(broker_url, run.topology)
+    assert left == [], f"left on the broker after the cancel: {left}"
 
 
 def test_demo_fails_fast_with_a_hint_when_the_broker_is_unreachable(
