@@ -1,12 +1,13 @@
 """A zero-latency Afosto stand-in: the three operations the service sends, at minimal CPU.
 
 No GraphQL engine: the operation is told by its name (`query Order(`, `mutation InvoiceItems(`,
-`query Invoice(`, `query Probe(`), and answers are built from a tiny in-memory state. Each
-order lists its units under INVOICE until they are invoiced; invoiceItems creates the invoice
-with `pdf_url` set at once or after `--pdf-delay` (U(min, max) with `--pdf-delay-max`). It
-refuses a repeated invoice_id or units no longer invoiceable with VALIDATION_ERROR, as the
-sandbox does, so the service's conflict path still runs. It exists so bench/pipeline.py can
-show the service's own cost as a ratio of the broker ceiling.
+`query Invoice(`, `query InvoiceBatch(` — the client's aliased `iN: invoice(id: $iN)` reads,
+counted as one "invoice" call —, `query Probe(`), and answers are built from a tiny in-memory
+state. Each order lists its units under INVOICE until they are invoiced; invoiceItems creates
+the invoice with `pdf_url` set at once or after `--pdf-delay` (U(min, max) with
+`--pdf-delay-max`). It refuses a repeated invoice_id or units no longer invoiceable with
+VALIDATION_ERROR, as the sandbox does, so the service's conflict path still runs. It exists so
+bench/pipeline.py can show the service's own cost as a ratio of the broker ceiling.
 
 It shares the service's two cores, so its own CPU distorts that ratio: it speaks HTTP/1.1 on a
 bare asyncio Protocol (bench/standin_http.py), on uvloop when importable, and keeps each
@@ -37,7 +38,13 @@ from bench.standin_http import Request, Routes, http_server
 
 PRICE, VAT_RATE = 1210, 21  # cents incl. VAT per unit; 21 %
 EX_VAT = round(PRICE * 100 / (100 + VAT_RATE))
-OPERATIONS = {"Order": "order", "InvoiceItems": "mutation", "Invoice": "invoice", "Probe": "probe"}
+OPERATIONS = {
+    "Order": "order",
+    "InvoiceItems": "mutation",
+    "Invoice": "invoice",
+    "InvoiceBatch": "invoice_batch",
+    "Probe": "probe",
+}
 
 
 @dataclass
@@ -194,6 +201,23 @@ class State:
             invoice.ready = answer
         return answer
 
+    def invoice_batch(self, variables: dict[str, Any]) -> bytes:
+        """`{iN: invoice | null}`, with a NOT_FOUND error whose path names each unknown alias."""
+        data: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
+        now = time.monotonic()
+        for alias, invoice_id in variables.items():
+            invoice = self.invoices.get(invoice_id)
+            if invoice is None:
+                data[alias] = None
+                message = f"invoice {invoice_id} not found"
+                errors.append(
+                    {"message": message, "path": [alias], "extensions": {"code": "NOT_FOUND"}}
+                )
+            else:
+                data[alias] = self.invoice_data(invoice, now >= invoice.pdf_at)
+        return orjson.dumps({"data": data, "errors": errors} if errors else {"data": data})
+
     def ledger(self) -> dict[str, Any]:
         calls: dict[str, dict[str, int]] = {}
         for (operation, outcome), count in sorted(self.calls.items()):
@@ -264,6 +288,9 @@ class Api:
                 if invoice is None:
                     raise _Refused("NOT_FOUND", "invoice not found")
                 answer = state.invoice_answer(invoice)
+            elif operation == "invoice_batch":
+                operation = "invoice"  # one call, as the service's metrics count it
+                answer = state.invoice_batch(variables)
             elif operation == "mutation":
                 given = variables.get("input") or {}
                 created = state.invoice_items(

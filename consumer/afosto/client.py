@@ -4,6 +4,8 @@ Queries are retried in-process with tenacity on Transient (jittered exponential,
 tries and total time, Retry-After honoured). The invoiceItems mutation is retried only when
 the request provably never left (NotSent) or Afosto refused it for rate (RateLimited); an
 unknown outcome is raised as Conflict so the issue handler reads before it retries.
+Concurrent invoice(id) reads share aliased requests (batching.py): one batch is one call for
+the limiter, the metrics (operation "invoice") and the retries.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import orjson
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -27,11 +29,13 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from consumer.afosto.errors import NotFound, NotSent, graphql_error, http_error
+from consumer.afosto.answers import Answer, model, per_alias, read_answer
+from consumer.afosto.batching import InvoiceBatcher, Result
+from consumer.afosto.errors import NotFound, NotSent
 from consumer.afosto.http11 import Http11Client, RequestFailed
 from consumer.afosto.limiter import SharedLimiter, Sleep
-from consumer.afosto.operations import OperationName, document
-from handlers.errors import Conflict, InvoicerError, Permanent, RateLimited, Systemic, Transient
+from consumer.afosto.operations import OperationName, document, invoice_request
+from handlers.errors import Conflict, Permanent, RateLimited, Systemic, Transient
 from handlers.ports import CrashPoint, no_crash
 from schemas.afosto import Invoice, Order
 from schemas.parsing import describe
@@ -40,8 +44,6 @@ if TYPE_CHECKING:
     from consumer.metrics import AfostoOutcome, Metrics
 
 log = logging.getLogger(__name__)
-
-M = TypeVar("M", bound=BaseModel)
 
 PROBE_ORDER_ID: Final = "invoicer-probe-00000000"
 _USER_AGENT: Final = "afosto-invoicer/0.1"
@@ -106,6 +108,7 @@ class AfostoClient:
         self._concurrency = max(concurrency, 1)
         self.limiter = limiter or SharedLimiter(concurrency=concurrency, sleep=sleep)
         self._http: Http11Client | None = None
+        self._invoices: InvoiceBatcher | None = None
 
     def __repr__(self) -> str:
         return f"AfostoClient(url={self.url!r}, api_key=**********)"
@@ -121,6 +124,11 @@ class AfostoClient:
         self._http = Http11Client(
             self.url, headers, timeout=self._timeout, keep=self._concurrency, connect_timeout=5.0
         )
+        # A quarter of the limiter's slots, at most 4: order queries and mutations keep their
+        # share, one slow or retrying batch does not stall every pdf check, and few batches in
+        # flight means ids pile up into large batches under load (fewer calls at Afosto).
+        in_flight = max(1, min(4, self._concurrency // 4))
+        self._invoices = InvoiceBatcher(self._fetch_invoices, max_in_flight=in_flight)
         return self
 
     async def __aexit__(
@@ -129,6 +137,9 @@ class AfostoClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._invoices is not None:
+            await self._invoices.close()  # before the connections its batches use
+            self._invoices = None
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -137,13 +148,14 @@ class AfostoClient:
 
     async def order(self, order_id: str) -> Order | None:
         """The order with actions, items and invoice item ids; None on NOT_FOUND."""
-        data = await self._query("order", {"id": order_id})
-        return None if data is None else _model(Order, data.get("order"), "order")
+        answer = await self._query("order", {"id": order_id})
+        return None if answer is None else model(Order, answer.data.get("order"), "order")
 
     async def invoice(self, invoice_id: str) -> Invoice | None:
-        """The full invoice; None on NOT_FOUND."""
-        data = await self._query("invoice", {"id": invoice_id})
-        return None if data is None else _model(Invoice, data.get("invoice"), "invoice")
+        """The full invoice; None on NOT_FOUND. Shares a request with concurrent reads."""
+        if self._invoices is None:
+            raise RuntimeError("AfostoClient used outside `async with`")
+        return await self._invoices.get(invoice_id)
 
     async def invoice_items(self, item_ids: Sequence[str], invoice_id: str) -> Invoice:
         """Create the invoice; Conflict when refused or when the outcome is unknown."""
@@ -151,7 +163,7 @@ class AfostoClient:
         retrying = self._retrying(lambda e: isinstance(e, NotSent | RateLimited))
         async for attempt in retrying:
             with attempt:
-                data = await self._call("invoice_items", variables, mutation=True)
+                data = (await self._call("invoice_items", variables, mutation=True)).data
         payload = data.get("invoiceItems") if isinstance(data, Mapping) else None
         raw = payload.get("invoice") if isinstance(payload, Mapping) else None
         if raw is None:
@@ -169,14 +181,29 @@ class AfostoClient:
 
     # -- plumbing ------------------------------------------------------------------------
 
+    async def _fetch_invoices(self, ids: Sequence[str]) -> dict[str, Result]:
+        """One request for `ids` (one id: the plain `invoice` query); each id's own outcome."""
+        query, variables, aliases = invoice_request(ids)
+        answer = await self._query("invoice", variables, query=query, aliases=aliases)
+        if answer is None:  # NOT_FOUND for every id
+            return dict.fromkeys(ids)
+        return per_alias(Invoice, "invoice", dict(zip(ids, aliases, strict=True)), answer)
+
     async def _query(
-        self, operation: OperationName, variables: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        """`data` of a query, retried on Transient; None when Afosto says NOT_FOUND."""
+        self,
+        operation: OperationName,
+        variables: dict[str, Any],
+        *,
+        query: str | None = None,
+        aliases: Collection[str] = (),
+    ) -> Answer | None:
+        """The answer to a query, retried on Transient; None when Afosto says NOT_FOUND."""
         try:
             async for attempt in self._retrying(lambda e: isinstance(e, Transient)):
                 with attempt:
-                    return await self._call(operation, variables, mutation=False)
+                    return await self._call(
+                        operation, variables, mutation=False, query=query, aliases=aliases
+                    )
         except NotFound:
             return None
         raise AssertionError("unreachable: tenacity re-raises the last error")
@@ -199,17 +226,23 @@ class AfostoClient:
         return float(wait_random_exponential(multiplier=0.5, max=4)(state))
 
     async def _call(
-        self, operation: OperationName, variables: dict[str, Any], *, mutation: bool
-    ) -> dict[str, Any]:
-        """One HTTP round trip, measured; returns `data` or raises a mapped error."""
+        self,
+        operation: OperationName,
+        variables: dict[str, Any],
+        *,
+        mutation: bool,
+        query: str | None = None,
+        aliases: Collection[str] = (),
+    ) -> Answer:
+        """One HTTP round trip, measured; returns the answer or raises a mapped error."""
         started = time.monotonic()
         error: BaseException | None = None
         try:
             async with self.limiter.slot():
                 started = time.monotonic()
-                data = await self._send(operation, variables, mutation=mutation)
+                answer = await self._send(operation, variables, mutation, query, aliases)
             self.limiter.succeeded()
-            return data
+            return answer
         except RateLimited as exc:
             self.limiter.rate_limited(exc.retry_after)
             error = exc
@@ -231,11 +264,17 @@ class AfostoClient:
             self._on_result(_answered(error))
 
     async def _send(
-        self, operation: OperationName, variables: dict[str, Any], *, mutation: bool
-    ) -> dict[str, Any]:
+        self,
+        operation: OperationName,
+        variables: dict[str, Any],
+        mutation: bool,
+        query: str | None,
+        aliases: Collection[str],
+    ) -> Answer:
         if self._http is None:
             raise RuntimeError("AfostoClient used outside `async with`")
-        body = orjson.dumps({"query": document(operation), "variables": variables})
+        text = document(operation) if query is None else query
+        body = orjson.dumps({"query": text, "variables": variables})
         try:
             answer = await self._http.post(body)
         except RequestFailed as exc:
@@ -246,48 +285,14 @@ class AfostoClient:
             raise Transient(f"Afosto {operation}: {exc}") from None
         if mutation:
             self._crash("after_mutation_sent")
-        return _data(operation, answer.status, answer.retry_after, answer.body, mutation=mutation)
-
-
-def _data(
-    operation: str, status: int, retry_after: str | None, raw: bytes, *, mutation: bool
-) -> dict[str, Any]:
-    """`data` of an answer, or the mapped error (HTTP status first where it decides)."""
-    if status in (401, 403, 429) or status >= 500:
-        raise _required(http_error(operation, status, retry_after, mutation=mutation))
-    try:
-        answer = orjson.loads(raw)
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        if status != 200:
-            raise _required(http_error(operation, status, retry_after, mutation=mutation))
-        detail = f"Afosto {operation}: malformed JSON answer"
-        raise Conflict(detail, unknown_outcome=True) if mutation else Transient(detail)
-    errors = answer.get("errors")
-    if isinstance(errors, list) and errors:
-        listed = [e for e in errors if isinstance(e, dict)]
-        raise graphql_error(operation, listed, mutation=mutation)
-    if status != 200:
-        raise _required(http_error(operation, status, retry_after, mutation=mutation))
-    data = answer.get("data")
-    if not isinstance(data, dict):
-        detail = f"Afosto {operation}: answer without data"
-        raise Conflict(detail, unknown_outcome=True) if mutation else Transient(detail)
-    return data
-
-
-def _required(error: InvoicerError | None) -> InvoicerError:
-    return error if error is not None else Transient("Afosto: unexpected answer")
-
-
-def _model(model: type[M], raw: object, field: str) -> M | None:
-    if raw is None:
-        return None  # data.<field> null without an error: treat as not found
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise Transient(f"Afosto {field}: unreadable answer ({describe(exc)})") from None
+        return read_answer(
+            operation,
+            answer.status,
+            answer.retry_after,
+            answer.body,
+            mutation=mutation,
+            aliases=aliases,
+        )
 
 
 def _log_retry(state: RetryCallState) -> None:
