@@ -22,8 +22,14 @@ from typing import Any
 
 from aio_pika.abc import AbstractConnection
 
-from bench import support
+from bench import runner
+from bench.amqp import BROKER, broker, cleanup, fresh_prefix, publish_all, shipped_event
+from bench.capture import Capture, capturing
+from bench.children import HttpApi, standin_process
+from bench.measure import sampling
 from bench.pipeline import DEFAULT_CONCURRENCY
+from bench.report import emit_json, print_table
+from bench.service import Names, service_env, service_process
 
 DEFAULT_TRIGGERS = 100_000
 DEFAULT_ORDERS = 1_000
@@ -32,18 +38,18 @@ MB = 2**20
 
 async def _publish(
     connection: AbstractConnection,
-    names: support.Names,
+    names: Names,
     messages: Iterable[tuple[str, bytes, str]],
 ) -> float:
     """Publish everything (confirms awaited 2,000 at a time); returns the seconds it took."""
     began = time.monotonic()
     async with connection.channel(publisher_confirms=True) as channel:
-        await support.publish_all(channel, names.input_exchange, messages, window=2000)
+        await publish_all(channel, names.input_exchange, messages, window=2000)
     return time.monotonic() - began
 
 
 async def _drained(
-    api: support.HttpApi, cap: support.Capture, triggers: int, orders: int, within: float
+    api: HttpApi, cap: Capture, triggers: int, orders: int, within: float
 ) -> dict[str, Any]:
     """Poll the stand-in's counters until every trigger was queried (or `within` passed)."""
     deadline = time.monotonic() + within
@@ -62,13 +68,13 @@ def _order_calls(ledger: dict[str, Any]) -> int:
 
 async def main(args: argparse.Namespace) -> None:
     wall = time.monotonic()
-    names = support.Names(support.fresh_prefix("backlog"))
+    names = Names(fresh_prefix("backlog"))
     topology = names.topology()
     capture_queue = f"{names.prefix}.capture"
-    rng = support.seeded(args.seed, "backlog")
-    async with support.broker(args.broker) as connection:
+    rng = runner.seeded(args.seed, "backlog")
+    async with broker(args.broker) as connection:
         try:
-            async with support.standin_process(seed=args.seed) as api:
+            async with standin_process(seed=args.seed) as api:
                 orders = [
                     o["id"] for o in await api.control("POST", "orders", {"count": args.orders})
                 ]
@@ -76,17 +82,17 @@ async def main(args: argparse.Namespace) -> None:
                 picks = orders + rng.choices(orders, k=max(0, args.triggers - len(orders)))
                 rng.shuffle(picks)
                 messages = (
-                    ("order.shipped", support.shipped_event(o, f"bl-{i}"), f"bl-{i}")
+                    ("order.shipped", shipped_event(o, f"bl-{i}"), f"bl-{i}")
                     for i, o in enumerate(picks)
                 )
                 sent = len(picks)
-                env = support.service_env(names, api, concurrency=args.concurrency)
+                env = service_env(names, api, concurrency=args.concurrency)
                 async with (
-                    support.capturing(connection, names.output_exchange, capture_queue) as cap,
-                    support.service_process(env, connection) as service,
+                    capturing(connection, names.output_exchange, capture_queue) as cap,
+                    service_process(env, connection) as service,
                 ):
                     started = time.monotonic()
-                    async with support.sampling(service.pid, interval=1.0) as sampler:
+                    async with sampling(service.pid, interval=1.0) as sampler:
                         # Published while the service drains: publishing outruns draining, so
                         # the backlog still builds up, and the run fits in 3 minutes.
                         publishing = asyncio.create_task(_publish(connection, names, messages))
@@ -98,7 +104,7 @@ async def main(args: argparse.Namespace) -> None:
                             publishing.cancel()
                     drained = min(_order_calls(ledger), sent)
         finally:
-            await support.cleanup(connection, topology, capture_queue)
+            await cleanup(connection, topology, capture_queue)
     samples = sampler.samples
     rss = [s[1] for s in samples]
     start_rss, end_rss, peak_rss = rss[0], rss[-1], max(rss)
@@ -112,13 +118,13 @@ async def main(args: argparse.Namespace) -> None:
     if not complete:
         print(f"INCOMPLETE: {drained:,} of {sent:,} triggers drained in {seconds:.0f} s")
     step = max(1, len(samples) // 12)
-    support.print_table(
+    print_table(
         f"service RSS while draining (every ~{step} s)",
         ("t s", "RSS MB", "CPU s"),
         [[round(t - started, 1), round(r / MB, 1), round(c, 1)] for t, r, c in samples[::step]],
     )
     growth = (end_rss - start_rss) / MB
-    support.print_table(
+    print_table(
         "summary",
         ("measure", "value"),
         [
@@ -133,7 +139,7 @@ async def main(args: argparse.Namespace) -> None:
         ],
     )
     print(f"\nwhole run: {time.monotonic() - wall:.0f} s")
-    support.emit_json(
+    emit_json(
         {
             "wall_s": round(time.monotonic() - wall, 1),
             "bench": "backlog",
@@ -163,10 +169,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--within", type=float, default=170.0, help="stop draining after this long")
-    p.add_argument("--broker", default=support.BROKER)
+    p.add_argument("--broker", default=BROKER)
     return p
 
 
 if __name__ == "__main__":
     arguments = parser().parse_args()
-    support.run(main(arguments))
+    runner.run(main(arguments))

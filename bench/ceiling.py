@@ -29,7 +29,23 @@ import orjson
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from pamqp.common import FieldValue
 
-from bench import support
+from bench import runner
+from bench.amqp import (
+    BROKER,
+    broker,
+    cleanup,
+    consumer_counts,
+    declare_topology,
+    delete_queues,
+    fresh_prefix,
+    persistent,
+    publish_all,
+    shipped_event,
+)
+from bench.capture import capturing
+from bench.children import child_process, wait_for
+from bench.report import emit_json, ms, percentile, print_table
+from bench.service import Names
 from handlers.ports import Stage
 
 DEFAULT_EVENTS = 3000
@@ -71,7 +87,7 @@ def _body(fields: dict[str, object], pad: int) -> bytes:
 
 async def worker(prefix: str, concurrency: int, prefetch: int, broker: str) -> None:
     """Run the three stages on `prefix`'s queues until killed."""
-    names = support.Names(prefix)
+    names = Names(prefix)
     topology = names.topology()
     connection = await aio_pika.connect(broker)
     publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -86,23 +102,23 @@ async def worker(prefix: str, concurrency: int, prefetch: int, broker: str) -> N
         async with slots:
             event = orjson.loads(incoming.body)
             intent = _body({"order_id": event["order_id"]}, PAD_INTENT)
-            await route.publish(support.persistent(intent, incoming.message_id), intents)
+            await route.publish(persistent(intent, incoming.message_id), intents)
             await incoming.ack()
 
     async def issue(incoming: AbstractIncomingMessage) -> None:
         async with slots:
             order_id = orjson.loads(incoming.body)["order_id"]
             created = _body({"order_ids": [order_id]}, PAD_CREATED)
-            await out.publish(support.persistent(created, incoming.message_id), "invoice.created")
+            await out.publish(persistent(created, incoming.message_id), "invoice.created")
             check = _body({"invoice_id": f"inv-{order_id}"}, PAD_CHECK)
-            await route.publish(support.persistent(check, incoming.message_id), pdf)
+            await route.publish(persistent(check, incoming.message_id), pdf)
             await incoming.ack()
 
     async def check(incoming: AbstractIncomingMessage) -> None:
         async with slots:
             invoice_id = orjson.loads(incoming.body)["invoice_id"]
             ready = _body({"invoice_id": invoice_id}, PAD_READY)
-            await out.publish(support.persistent(ready, incoming.message_id), "invoice.pdf_ready")
+            await out.publish(persistent(ready, incoming.message_id), "invoice.pdf_ready")
             await incoming.ack()
 
     stages: tuple[tuple[Stage, Callback], ...] = (
@@ -126,11 +142,11 @@ async def pattern(
     concurrency: int = DEFAULT_CONCURRENCY,
     prefetch: int | None = None,
     use_uvloop: bool = False,
-    broker: str = support.BROKER,
+    broker: str = BROKER,
     within: float = 120.0,
 ) -> PatternResult:
     """The 3-stage pattern with `events` events through a worker process; cleans up after."""
-    names = support.Names(support.fresh_prefix("ceiling"))
+    names = Names(fresh_prefix("ceiling"))
     topology = names.topology()
     capture_queue = f"{names.prefix}.capture"
     argv = [sys.executable, "-m", "bench.ceiling", "--worker", names.prefix]
@@ -138,35 +154,35 @@ async def pattern(
     argv += ["--concurrency", str(concurrency), "--prefetch", str(prefetch), "--broker", broker]
     argv += ["--uvloop"] if use_uvloop else []
     try:
-        await support.declare_topology(connection, topology)
+        await declare_topology(connection, topology)
         sent: dict[str, float] = {}
         async with connection.channel(publisher_confirms=True) as channel:
-            await support.publish_all(
+            await publish_all(
                 channel,
                 names.input_exchange,
                 (
-                    ("order.shipped", support.shipped_event(f"o{i}", f"e{i}"), f"o{i}")
+                    ("order.shipped", shipped_event(f"o{i}", f"e{i}"), f"o{i}")
                     for i in range(events)
                 ),
                 on_publish=lambda order_id: sent.__setitem__(order_id, time.monotonic()),
             )
         async with (
-            support.capturing(connection, names.output_exchange, capture_queue) as cap,
-            support.child_process("ceiling-worker", argv, grace=2.0) as child,
+            capturing(connection, names.output_exchange, capture_queue) as cap,
+            child_process("ceiling-worker", argv, grace=2.0) as child,
         ):
             stages = list(topology.consumed_queues)
 
             async def ready() -> bool:
-                counts = await support.consumer_counts(connection, stages)
+                counts = await consumer_counts(connection, stages)
                 return all(c >= 1 for c in counts)
 
             # The backlog waits in the queue; the clock starts when the worker consumes.
-            await support.wait_for(ready, within=30, what="the worker", child=child, poll=0.01)
+            await wait_for(ready, within=30, what="the worker", child=child, poll=0.01)
             started = time.monotonic()
             complete = await cap.until(lambda c: len(c.ready) >= events, within)
             finished = max(cap.ready.values(), default=time.monotonic())
     finally:
-        await support.cleanup(connection, topology, capture_queue)
+        await cleanup(connection, topology, capture_queue)
     # On a starved machine the consumer poll can notice the worker only after a tiny backlog
     # is through; then the first output marks the start (a run a few ms short, never negative).
     started = min(started, min(cap.created.values(), default=started))
@@ -176,8 +192,8 @@ async def pattern(
         events=len(cap.ready),
         seconds=round(seconds, 3),
         events_per_s=round(len(cap.ready) / seconds, 1) if seconds > 0 else 0.0,
-        p50_ms=support.ms(support.percentile(latencies, 50)),
-        p99_ms=support.ms(support.percentile(latencies, 99)),
+        p50_ms=ms(percentile(latencies, 50)),
+        p99_ms=ms(percentile(latencies, 99)),
         concurrency=concurrency,
         prefetch=prefetch,
         loop="uvloop" if use_uvloop else "asyncio",
@@ -192,7 +208,7 @@ async def relay(
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> RelayResult:
     """Consume a pre-loaded quorum queue, publish each message (confirmed) to another, ack."""
-    prefix = support.fresh_prefix("relay")
+    prefix = fresh_prefix("relay")
     source, target = f"{prefix}.a", f"{prefix}.b"
     args: dict[str, FieldValue] = {"x-queue-type": "quorum"}
     try:
@@ -200,9 +216,7 @@ async def relay(
             for name in (source, target):
                 await channel.declare_queue(name, durable=True, arguments=args)
             body = _body({"order_id": "o"}, PAD_INTENT)
-            await support.publish_all(
-                channel, "", ((source, body, f"m{i}") for i in range(messages))
-            )
+            await publish_all(channel, "", ((source, body, f"m{i}") for i in range(messages)))
         publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         consume_channel = await connection.channel()
         await consume_channel.set_qos(prefetch_count=concurrency)
@@ -235,13 +249,13 @@ async def relay(
         await consume_channel.close()
         await publish_channel.close()
     finally:
-        await support.delete_queues(connection, source, target)
+        await delete_queues(connection, source, target)
     return RelayResult(
         messages=relayed,
         seconds=round(seconds, 3),
         messages_per_s=round(relayed / seconds, 1),
         concurrency=concurrency,
-        loop=support.loop_name(),
+        loop=runner.loop_name(),
     )
 
 
@@ -275,7 +289,7 @@ HEADERS = ("measure", "count", "seconds", "rate", "unit", "loop")
 
 async def main(args: argparse.Namespace) -> None:
     wall = time.monotonic()
-    async with support.broker(args.broker) as connection:
+    async with broker(args.broker) as connection:
         p = await pattern(
             connection,
             events=args.events,
@@ -293,10 +307,10 @@ async def main(args: argparse.Namespace) -> None:
     )
     if not p.complete:
         print(f"INCOMPLETE: {p.events} of {args.events} events reached pdf_ready")
-    support.print_table("broker ceiling (no API work)", HEADERS, table_rows(p, r))
+    print_table("broker ceiling (no API work)", HEADERS, table_rows(p, r))
     print(f"pattern event→created p50 {p.p50_ms} ms  p99 {p.p99_ms} ms (backlog queueing)")
     print(f"\nwhole run: {time.monotonic() - wall:.0f} s")
-    support.emit_json(
+    emit_json(
         {
             "wall_s": round(time.monotonic() - wall, 1),
             "bench": "ceiling",
@@ -315,7 +329,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     p.add_argument("--prefetch", type=int, default=None, help="per consumer; default concurrency")
     p.add_argument("--uvloop", action="store_true", help="run the worker and relay on uvloop")
-    p.add_argument("--broker", default=support.BROKER)
+    p.add_argument("--broker", default=BROKER)
     p.add_argument("--worker", metavar="PREFIX", help=argparse.SUPPRESS)
     return p
 
@@ -323,7 +337,7 @@ def parser() -> argparse.ArgumentParser:
 if __name__ == "__main__":
     arguments = parser().parse_args()
     if arguments.worker:
-        support.run(
+        runner.run(
             worker(
                 arguments.worker,
                 arguments.concurrency,
@@ -333,4 +347,4 @@ if __name__ == "__main__":
             use_uvloop=arguments.uvloop,
         )
     else:
-        support.run(main(arguments), use_uvloop=arguments.uvloop)
+        runner.run(main(arguments), use_uvloop=arguments.uvloop)

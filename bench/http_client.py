@@ -19,7 +19,9 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import orjson
 
-from bench import support
+from bench import runner
+from bench.children import standin_process
+from bench.report import emit_json, print_table
 from consumer.afosto.http11 import Http11Client
 from consumer.afosto.operations import document
 
@@ -46,7 +48,7 @@ async def _round(call: Call, requests: int, in_flight: int) -> tuple[float, floa
 
 
 async def run(requests: int, in_flight: int, rounds: int) -> dict[str, dict[str, float]]:
-    async with support.standin_process() as api:
+    async with standin_process() as api:
         order = (await api.control("POST", "orders", {"count": 1, "ship": True}))[0]
         body = orjson.dumps({"query": document("order"), "variables": {"id": order["id"]}})
         headers = {
@@ -94,8 +96,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--uvloop", action="store_true", help="the service's default loop")
     args = p.parse_args()
-    figures = support.run(run(args.requests, args.in_flight, args.rounds), use_uvloop=args.uvloop)
-    support.print_table(
+    figures = runner.run(run(args.requests, args.in_flight, args.rounds), use_uvloop=args.uvloop)
+    print_table(
         f"{args.requests:,} order queries per round, {args.in_flight} in flight, "
         f"median of {args.rounds} rounds each",
         ("client", "CPU µs/request", "requests/s"),
@@ -103,7 +105,7 @@ def main() -> None:
     )
     ratio = figures["http11"]["cpu_us_per_request"] / figures["aiohttp"]["cpu_us_per_request"]
     print(f"http11 spends {ratio:.0%} of aiohttp's CPU per request")
-    support.emit_json(
+    emit_json(
         {
             "bench": "http_client",
             "requests": args.requests,

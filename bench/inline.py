@@ -42,24 +42,13 @@ from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingM
 if not __package__:  # run as a file (python bench/inline.py): make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.support import (
-    BROKER,
-    Names,
-    capturing,
-    child_process,
-    cpu_seconds,
-    emit_json,
-    fresh_prefix,
-    ms,
-    percentile,
-    print_table,
-    publish_all,
-    sampling,
-    sandbox_process,
-    seeded,
-    shipped_event,
-    wait_for,
-)
+from bench.amqp import BROKER, fresh_prefix, publish_all, shipped_event
+from bench.capture import capturing
+from bench.children import child_process, sandbox_process, wait_for
+from bench.measure import cpu_seconds, sampling
+from bench.report import emit_json, ms, percentile, print_table
+from bench.runner import seeded
+from bench.service import Names
 from consumer.afosto.operations import OperationName, document
 
 log = logging.getLogger("inline")
@@ -398,7 +387,7 @@ async def compare(
     from bench.pipeline import DEFAULT_EVENTS, SCENARIOS, run_scenario  # only --compare needs it
 
     if broker != BROKER:
-        # pipeline's service process connects to support.BROKER; both must use one broker.
+        # pipeline's service process connects to bench.amqp.BROKER; both must use one broker.
         raise SystemExit("--compare: set BENCH_AMQP_URL instead of --broker")
     latency = inline["latency_ms"]
     scenario = replace(

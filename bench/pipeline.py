@@ -33,7 +33,22 @@ from typing import Any
 
 from aio_pika.abc import AbstractConnection
 
-from bench import ceiling, support
+from bench import ceiling, runner
+from bench.amqp import (
+    BROKER,
+    broker,
+    cleanup,
+    declare_topology,
+    fresh_prefix,
+    persistent,
+    publish_all,
+    shipped_event,
+)
+from bench.capture import Capture, capturing
+from bench.children import HttpApi, free_port, sandbox_process, standin_process
+from bench.measure import CpuMeter, local_broker_pid, sampling
+from bench.report import emit_json, ms, percentile, print_table
+from bench.service import Names, metric_sums, service_env, service_processes
 
 DEFAULT_EVENTS = 5000
 DEFAULT_CONCURRENCY = ceiling.DEFAULT_CONCURRENCY
@@ -96,9 +111,9 @@ class ScenarioResult:
 
 
 @asynccontextmanager
-async def api_for(scenario: Scenario, seed: int) -> AsyncIterator[support.HttpApi]:
+async def api_for(scenario: Scenario, seed: int) -> AsyncIterator[HttpApi]:
     if scenario.api == "standin":
-        async with support.standin_process(
+        async with standin_process(
             seed=seed,
             pdf_delay_s=scenario.pdf_min_s,
             pdf_delay_max_s=scenario.pdf_max_s,
@@ -111,7 +126,7 @@ async def api_for(scenario: Scenario, seed: int) -> AsyncIterator[support.HttpAp
             "pdf_delay_min_s": scenario.pdf_min_s,
             "pdf_delay_max_s": scenario.pdf_max_s,
         }
-        async with support.sandbox_process(seed=seed, faults=faults) as api:
+        async with sandbox_process(seed=seed, faults=faults) as api:
             yield api
 
 
@@ -120,11 +135,11 @@ def _deliveries(
 ) -> list[tuple[str, bytes, str]]:
     """One event per order plus `duplicates` × orders repeated deliveries (same event id, as a
     real bus redelivers), in a seeded order."""
-    rng = support.seeded(seed, "pipeline-deliveries")
+    rng = runner.seeded(seed, "pipeline-deliveries")
     events = [(o, f"shipped-{o}") for o in order_ids]
     events += rng.choices(events, k=round(len(events) * duplicates)) if events else []
     rng.shuffle(events)
-    return [("order.shipped", support.shipped_event(o, e), o) for o, e in events]
+    return [("order.shipped", shipped_event(o, e), o) for o, e in events]
 
 
 async def _paced(
@@ -144,7 +159,7 @@ async def _paced(
             if delay > 0:
                 await asyncio.sleep(delay)
             sent.setdefault(order_id, time.monotonic())
-            message = support.persistent(body, order_id)
+            message = persistent(body, order_id)
             pending.add(asyncio.ensure_future(target.publish(message, key)))
             if len(pending) >= 100:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -171,16 +186,16 @@ async def run_scenario(
 ) -> ScenarioResult:
     """One scenario end to end (API process, `processes` service processes, capture); cleans
     up after. CPU counts every service process, peak RSS the first."""
-    names = support.Names(support.fresh_prefix("pipeline"))
+    names = Names(fresh_prefix("pipeline"))
     topology = names.topology(wait_tiers)
     capture_queue = f"{names.prefix}.capture"
-    metrics_port = support.free_port()
+    metrics_port = free_port()
     try:
         async with api_for(scenario, seed) as api:
             orders = await api.control("POST", "orders", {"count": events, "ship": True})
             order_ids = [o["id"] for o in orders]
             messages = _deliveries(order_ids, duplicates, seed)
-            env = support.service_env(
+            env = service_env(
                 names,
                 api,
                 concurrency=concurrency,
@@ -191,28 +206,28 @@ async def run_scenario(
                     **(service_extra or {}),
                 },
             )
-            await support.declare_topology(connection, topology)
+            await declare_topology(connection, topology)
             sent: dict[str, float] = {}
-            async with support.capturing(connection, names.output_exchange, capture_queue) as cap:
+            async with capturing(connection, names.output_exchange, capture_queue) as cap:
                 if rate is None:
                     async with connection.channel(publisher_confirms=True) as channel:
-                        await support.publish_all(
+                        await publish_all(
                             channel,
                             names.input_exchange,
                             messages,
                             on_publish=lambda o: sent.setdefault(o, time.monotonic()),
                         )
-                async with support.service_processes(env, connection, processes) as services:
+                async with service_processes(env, connection, processes) as services:
                     started = time.monotonic()
-                    meter = support.CpuMeter(
+                    meter = CpuMeter(
                         {
                             "service": [c.pid for c in services],
                             "api": [api.child.pid],
-                            "broker": [support.local_broker_pid()],
+                            "broker": [local_broker_pid()],
                         }
                     )
                     meter.start()
-                    async with support.sampling(services[0].pid) as sampler:
+                    async with sampling(services[0].pid) as sampler:
                         publisher = None
                         if rate is not None:
                             publisher = asyncio.create_task(
@@ -233,14 +248,12 @@ async def run_scenario(
                         end_ready = max(cap.ready.values(), default=started)
                         meter.stop()
                     try:
-                        latency = await support.metric_sums(
-                            metrics_port, LATENCY_METRIC, "operation"
-                        )
+                        latency = await metric_sums(metrics_port, LATENCY_METRIC, "operation")
                     except Exception:  # the figure is optional; the run is not
                         latency = {}
             ledger = await api.control("GET", "ledger")
     finally:
-        await support.cleanup(connection, topology, capture_queue)
+        await cleanup(connection, topology, capture_queue)
     return _result(
         scenario,
         rate,
@@ -264,7 +277,7 @@ def _result(
     rate: float | None,
     order_ids: list[str],
     messages: list[tuple[str, bytes, str]],
-    cap: support.Capture,
+    cap: Capture,
     sent: dict[str, float],
     ledger: dict[str, Any],
     latency: dict[str, tuple[float, float]],
@@ -306,9 +319,9 @@ def _result(
         seconds_to_ready=round(seconds_ready, 3),
         created_per_s=round(len(cap.created) / seconds_created, 1) if seconds_created > 0 else 0.0,
         ready_per_s=round(len(cap.ready) / seconds_ready, 1) if seconds_ready > 0 else 0.0,
-        p50_ms=support.ms(support.percentile(latencies, 50)),
-        p95_ms=support.ms(support.percentile(latencies, 95)),
-        p99_ms=support.ms(support.percentile(latencies, 99)),
+        p50_ms=ms(percentile(latencies, 50)),
+        p95_ms=ms(percentile(latencies, 95)),
+        p99_ms=ms(percentile(latencies, 99)),
         invoices=invoices,
         calls_per_invoice=round(sum(per_op.values()) / invoices, 3) if invoices else 0.0,
         calls_per_invoice_by_op={
@@ -371,7 +384,7 @@ async def main(args: argparse.Namespace) -> None:
         raise SystemExit(f"unknown scenarios {sorted(unknown)}; known: {sorted(SCENARIOS)}")
     results: list[ScenarioResult] = []
     ceiling_result = None
-    async with support.broker(args.broker) as connection:
+    async with broker(args.broker) as connection:
         if args.ceiling_events:
             ceiling_result = await ceiling.pattern(
                 connection,
@@ -412,7 +425,7 @@ async def main(args: argparse.Namespace) -> None:
         f"duplicates {args.duplicates:g}, wait tiers {args.wait_tiers or 'service default'}, "
         f"log level {args.log_level}"
     )
-    support.print_table(
+    print_table(
         "pipeline (event→created latency from each event's publish)",
         HEADERS,
         [_row(r) for r in results],
@@ -445,7 +458,7 @@ async def main(args: argparse.Namespace) -> None:
                 f"{r.p99_bound_ms:g} ms (query and mutation time from {r.p99_bound_from})"
             )
     print(f"\nwhole run: {time.monotonic() - wall:.0f} s")
-    support.emit_json(
+    emit_json(
         {
             "wall_s": round(time.monotonic() - wall, 1),
             "bench": "pipeline",
@@ -507,10 +520,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ceiling-events", type=int, default=ceiling.DEFAULT_EVENTS, help="0: skip")
     p.add_argument("--wait-tiers", default=None, help="INVOICER_WAIT_TIERS for the service")
     p.add_argument("--uvloop", action="store_true", help="bench process and ceiling worker")
-    p.add_argument("--broker", default=support.BROKER)
+    p.add_argument("--broker", default=BROKER)
     return p
 
 
 if __name__ == "__main__":
     arguments = parser().parse_args()
-    support.run(main(arguments), use_uvloop=arguments.uvloop)
+    runner.run(main(arguments), use_uvloop=arguments.uvloop)

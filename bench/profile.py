@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import support
+from bench.report import emit_json, print_table
 
 SERVICE = "consumer run"  # how py-spy names the service's process frame
 START_UP = ("importlib", "_serve (consumer/cli")  # stacks of the start-up, not the steady state
@@ -86,7 +86,7 @@ def summarise(lines: list[str], process: str = SERVICE) -> Profile:
 def report(profile: Profile, top: int) -> dict[str, object]:
     """Print the tables; return the figures for the JSON line."""
     by_own = profile.own.most_common(top)
-    support.print_table(
+    print_table(
         f"service process, {profile.samples} samples: top by own time",
         ["own %", "total %", "function (file)"],
         [(profile.pct(n), profile.pct(profile.total[name]), name) for name, n in by_own],
@@ -94,13 +94,13 @@ def report(profile: Profile, top: int) -> dict[str, object]:
     by_total = [
         (name, n) for name, n in profile.total.most_common() if not any(p in name for p in PLUMBING)
     ][:top]
-    support.print_table(
+    print_table(
         "top by total time (event-loop plumbing left out)",
         ["own %", "total %", "function (file)"],
         [(profile.pct(profile.own[name]), profile.pct(n), name) for name, n in by_total],
     )
     libraries = profile.libraries.most_common(top)
-    support.print_table(
+    print_table(
         "own time by library", ["own %", "library"], [(profile.pct(n), lib) for lib, n in libraries]
     )
     return {
@@ -135,7 +135,7 @@ def main() -> int:
             raw = args.keep or Path(tmp) / "service.raw"
             record(raw, args.events, args.scenario, args.rate)
         figures = report(summarise(raw.read_text().splitlines()), args.top)
-    support.emit_json({"bench": "profile", "scenario": args.scenario, **figures})
+    emit_json({"bench": "profile", "scenario": args.scenario, **figures})
     return 0
 
 

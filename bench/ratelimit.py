@@ -27,7 +27,20 @@ from typing import Any
 if not __package__:  # run as a file: make `bench` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import support
+from bench import runner
+from bench.amqp import (
+    BROKER,
+    broker,
+    cleanup,
+    declare_topology,
+    fresh_prefix,
+    publish_all,
+    shipped_event,
+)
+from bench.capture import capturing
+from bench.children import sandbox_process
+from bench.report import emit_json, print_table
+from bench.service import Names, service_env, service_process
 
 BURST = 20  # the sandbox's default rate_limit_burst (sandbox/faults.py)
 CALLS_PER_INVOICE = 3.0  # for sizing the default backlog only
@@ -71,7 +84,7 @@ def span(a: Sample, b: Sample, rate: float) -> dict[str, Any]:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    names = support.Names(support.fresh_prefix("ratelimit"))
+    names = Names(fresh_prefix("ratelimit"))
     topology = names.topology()
     faults = {
         "rate_limit_rps": args.rate,
@@ -81,24 +94,24 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     samples: list[Sample] = []
     ledger: dict[str, Any] = {}
     capture_queue = f"{names.prefix}.capture"
-    async with support.broker(args.broker) as connection:
+    async with broker(args.broker) as connection:
         try:
-            async with support.sandbox_process(seed=args.seed, faults=faults) as api:
+            async with sandbox_process(seed=args.seed, faults=faults) as api:
                 # Creating the orders goes through the control API: no token is spent on it.
                 orders = await api.control("POST", "orders", {"count": args.events, "ship": True})
                 messages = [
-                    ("order.shipped", support.shipped_event(o["id"], f"shipped-{o['id']}"), o["id"])
+                    ("order.shipped", shipped_event(o["id"], f"shipped-{o['id']}"), o["id"])
                     for o in orders
                 ]
-                support.seeded(args.seed, "ratelimit-order").shuffle(messages)
-                await support.declare_topology(connection, topology)
+                runner.seeded(args.seed, "ratelimit-order").shuffle(messages)
+                await declare_topology(connection, topology)
                 async with connection.channel(publisher_confirms=True) as channel:
-                    await support.publish_all(channel, names.input_exchange, messages)
-                env = support.service_env(names, api, concurrency=args.concurrency)
+                    await publish_all(channel, names.input_exchange, messages)
+                env = service_env(names, api, concurrency=args.concurrency)
                 # The service publishes with `mandatory`: its output needs a bound queue.
                 async with (
-                    support.capturing(connection, names.output_exchange, capture_queue) as cap,
-                    support.service_process(env, connection),
+                    capturing(connection, names.output_exchange, capture_queue) as cap,
+                    service_process(env, connection),
                 ):
                     started = time.monotonic()
                     while True:
@@ -111,7 +124,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                             break
                         await asyncio.sleep(args.interval)
         finally:
-            await support.cleanup(connection, topology, capture_queue)
+            await cleanup(connection, topology, capture_queue)
     return summarise(args, samples, ledger.get("calls", {}))
 
 
@@ -178,13 +191,13 @@ def report(result: dict[str, Any]) -> None:
                 100 * part["rate_limited_share"],
             )
         )
-    support.print_table(
+    print_table(
         f"Afosto calls against a token bucket of {rate:g} calls/s (burst {result['burst']}, "
         f"latency {result['latency_ms']:g} ms, {result['events']} events)",
         ("window", "s", "seconds", "calls", "accepted/s", "% of R", "RATE_LIMITED", "% refused"),
         rows,
     )
-    support.print_table(
+    print_table(
         "Timeline",
         ("from s", "accepted/s", "% of R", "RATE_LIMITED"),
         [
@@ -209,7 +222,7 @@ def report(result: dict[str, Any]) -> None:
 async def main(args: argparse.Namespace) -> None:
     result = await measure(args)
     report(result)
-    support.emit_json(result)
+    emit_json(result)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -224,7 +237,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=1.0, help="ledger sampling period (s)")
     p.add_argument("--every", type=int, default=10, help="samples per timeline row")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--broker", default=support.BROKER)
+    p.add_argument("--broker", default=BROKER)
     return p
 
 
@@ -236,4 +249,4 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    support.run(main(arguments()))
+    runner.run(main(arguments()))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bench import support
+from bench.children import standin_process
 from consumer.afosto import AfostoClient
 from handlers.errors import Conflict
 from handlers.ids import invoice_id_for
@@ -131,7 +131,7 @@ def test_backlog_reports_rss_and_drain_rate(broker_url: str) -> None:
 
 
 async def test_standin_speaks_what_the_service_client_parses() -> None:
-    async with support.standin_process(pdf_delay_s=30) as api:
+    async with standin_process(pdf_delay_s=30) as api:
         (order,) = await api.control("POST", "orders", {"count": 1, "items": 3})
         async with AfostoClient(api.graphql_url, SecretStr(api.api_key)) as client:
             parsed = await client.order(order["id"])

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bench import support
+from bench.children import API_KEY, HttpApi, standin_process
 from consumer.afosto.operations import OperationName, document
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -25,9 +25,7 @@ def _request(method: str, path: str, body: bytes = b"", **headers: str) -> bytes
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def _graphql(
-    operation: OperationName, variables: dict[str, Any], key: str = support.API_KEY
-) -> bytes:
+def _graphql(operation: OperationName, variables: dict[str, Any], key: str = API_KEY) -> bytes:
     body = orjson.dumps({"query": document(operation), "variables": variables})
     return _request("POST", "/graphql", body, Authorization=f"Bearer {key}")
 
@@ -40,7 +38,7 @@ async def _answer(reader: asyncio.StreamReader) -> Answer:
 
 
 async def _exchange(
-    api: support.HttpApi, *requests: bytes, chunk: int = 0, expect: int | None = None
+    api: HttpApi, *requests: bytes, chunk: int = 0, expect: int | None = None
 ) -> tuple[list[Answer], bool]:
     """Send the requests on one connection (all in one write, or `chunk` bytes at a time); the
     `expect` answers (one per request by default), and whether the stand-in closed then."""
@@ -82,7 +80,7 @@ def _chunked(request: bytes) -> bytes:
 
 @pytest.mark.parametrize("loop", ["--uvloop", "--no-uvloop"])
 async def test_pipelined_split_chunked_and_closing_requests(loop: str) -> None:
-    async with support.standin_process(extra=[loop]) as api:
+    async with standin_process(extra=[loop]) as api:
         (order,) = await api.control("POST", "orders", {"count": 1, "items": 2})
         query = _graphql("order", {"id": order["id"]})
         health = _request("GET", "/_control/health")
@@ -114,7 +112,7 @@ async def test_pipelined_split_chunked_and_closing_requests(loop: str) -> None:
 
 
 async def test_refusals() -> None:
-    async with support.standin_process() as api:
+    async with standin_process() as api:
         answers, closed = await _exchange(
             api,
             _request("GET", "/nowhere"),
@@ -151,7 +149,7 @@ async def test_refusals() -> None:
 
 
 async def test_conflict_path_and_the_cached_order_answer() -> None:
-    async with support.standin_process() as api:
+    async with standin_process() as api:
         (order,) = await api.control("POST", "orders", {"count": 1, "items": 2})
         items = order["item_ids"]
         query = _graphql("order", {"id": order["id"]})
@@ -177,7 +175,7 @@ async def test_conflict_path_and_the_cached_order_answer() -> None:
 
 
 async def test_latency_keeps_pipelined_answers_in_order() -> None:
-    async with support.standin_process(latency_ms=200, pdf_delay_s=30) as api:
+    async with standin_process(latency_ms=200, pdf_delay_s=30) as api:
         (order,) = await api.control("POST", "orders", {"count": 1, "items": 1})
         mutation = _graphql(
             "invoice_items", {"input": {"items": order["item_ids"], "invoice_id": "inv-1"}}
