@@ -34,7 +34,9 @@ async def compare(
     `in_flight` "per-consumer": each of the service's three stage consumers gets the inline
     consumer's prefetch P and the service handles up to 3P at once; "total": the service holds
     P deliveries in all, as many as inline (the stricter comparison)."""
-    from bench.pipeline import DEFAULT_EVENTS, SCENARIOS, run_scenario  # only --compare needs it
+    # Only --compare needs these.
+    from bench.pipeline import DEFAULT_EVENTS, run_scenario
+    from bench.pipeline_scenarios import SCENARIOS
 
     if broker != BROKER:
         # pipeline's service process connects to bench.amqp.BROKER; both must use one broker.
