@@ -21,11 +21,9 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 import aio_pika
-import orjson
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from pamqp.common import FieldValue
 
@@ -38,22 +36,18 @@ from bench.amqp import (
     declare_topology,
     delete_queues,
     fresh_prefix,
-    persistent,
     publish_all,
     shipped_event,
 )
 from bench.capture import capturing
+from bench.ceiling_worker import PAD_INTENT, padded, worker
 from bench.children import child_process, wait_for
 from bench.report import emit_json, ms, percentile, print_table
 from bench.service import Names
-from handlers.ports import Stage
 
 DEFAULT_EVENTS = 3000
 DEFAULT_RELAY = 10000
 DEFAULT_CONCURRENCY = 64  # what bench/pipeline.py gives the service
-# Roughly the sizes the service sends: an intent, a full invoice.created, a check, pdf_ready.
-PAD_INTENT, PAD_CREATED, PAD_CHECK, PAD_READY = 200, 1800, 150, 250
-Callback = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -76,60 +70,6 @@ class RelayResult:
     messages_per_s: float
     concurrency: int
     loop: str
-
-
-# -- the worker (a child process, like the service) ---------------------------------------
-
-
-def _body(fields: dict[str, object], pad: int) -> bytes:
-    return orjson.dumps({**fields, "pad": "x" * pad})
-
-
-async def worker(prefix: str, concurrency: int, prefetch: int, broker: str) -> None:
-    """Run the three stages on `prefix`'s queues until killed."""
-    names = Names(prefix)
-    topology = names.topology()
-    connection = await aio_pika.connect(broker)
-    publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-    consume_channel = await connection.channel()
-    await consume_channel.set_qos(prefetch_count=prefetch)
-    route = await publish_channel.get_exchange(topology.route_exchange, ensure=False)
-    out = await publish_channel.get_exchange(topology.output_exchange, ensure=False)
-    slots = asyncio.Semaphore(concurrency)
-    intents, pdf = topology.stage_queue("intents"), topology.stage_queue("pdf")
-
-    async def plan(incoming: AbstractIncomingMessage) -> None:
-        async with slots:
-            event = orjson.loads(incoming.body)
-            intent = _body({"order_id": event["order_id"]}, PAD_INTENT)
-            await route.publish(persistent(intent, incoming.message_id), intents)
-            await incoming.ack()
-
-    async def issue(incoming: AbstractIncomingMessage) -> None:
-        async with slots:
-            order_id = orjson.loads(incoming.body)["order_id"]
-            created = _body({"order_ids": [order_id]}, PAD_CREATED)
-            await out.publish(persistent(created, incoming.message_id), "invoice.created")
-            check = _body({"invoice_id": f"inv-{order_id}"}, PAD_CHECK)
-            await route.publish(persistent(check, incoming.message_id), pdf)
-            await incoming.ack()
-
-    async def check(incoming: AbstractIncomingMessage) -> None:
-        async with slots:
-            invoice_id = orjson.loads(incoming.body)["invoice_id"]
-            ready = _body({"invoice_id": invoice_id}, PAD_READY)
-            await out.publish(persistent(ready, incoming.message_id), "invoice.pdf_ready")
-            await incoming.ack()
-
-    stages: tuple[tuple[Stage, Callback], ...] = (
-        ("triggers", plan),
-        ("intents", issue),
-        ("pdf", check),
-    )
-    for stage, callback in stages:
-        queue = await consume_channel.get_queue(topology.stage_queue(stage), ensure=False)
-        await queue.consume(callback)
-    await asyncio.Event().wait()  # until killed
 
 
 # -- the measurements (this process) ------------------------------------------------------
@@ -215,7 +155,7 @@ async def relay(
         async with connection.channel(publisher_confirms=True) as channel:
             for name in (source, target):
                 await channel.declare_queue(name, durable=True, arguments=args)
-            body = _body({"order_id": "o"}, PAD_INTENT)
+            body = padded({"order_id": "o"}, PAD_INTENT)
             await publish_all(channel, "", ((source, body, f"m{i}") for i in range(messages)))
         publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         consume_channel = await connection.channel()
