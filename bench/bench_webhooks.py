@@ -134,7 +134,10 @@ async def main(argv: list[str] | None = None) -> int:
         channel = await connection.channel(publisher_confirms=True)
         name = f"bench{uuid4().hex[:8]}"
         exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC)
-        queue = await channel.declare_queue(f"{name}.q", arguments={"x-max-length": 100_000})
+        # Durable: RabbitMQ 4.3 refuses transient non-exclusive queues by default.
+        queue = await channel.declare_queue(
+            f"{name}.q", durable=True, arguments={"x-max-length": 100_000}
+        )
         await queue.bind(exchange, "#")
         try:
             metrics = Metrics()

@@ -85,7 +85,8 @@ async def input_exchange() -> AsyncIterator[InputExchange]:
         channel = await connection.channel()
         name = unique("tx")
         exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC)
-        queue = await channel.declare_queue(f"{name}.q", durable=False)
+        # Durable: RabbitMQ 4.3 refuses transient non-exclusive queues by default.
+        queue = await channel.declare_queue(f"{name}.q", durable=True)
         await queue.bind(exchange, "#")
         try:
             yield InputExchange(name, queue)
