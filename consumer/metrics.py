@@ -107,6 +107,12 @@ class Metrics:
             buckets=_FAST_BUCKETS,
             registry=r,
         )
+        self.afosto_reads_shared = Counter(
+            "invoicer_afosto_reads_shared",
+            "Order reads answered by a request another caller had asked for (calls saved).",
+            ["operation"],
+            registry=r,
+        )
 
         # -- invoices (recorded where invoice.created / invoice.pdf_ready are confirmed) --
         self.invoices_created = Counter(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
@@ -32,6 +32,7 @@ from tenacity import (
 from consumer.afosto.answers import Answer, model, per_alias, read_answer
 from consumer.afosto.batching import InvoiceBatcher, Result
 from consumer.afosto.errors import NotFound, NotSent
+from consumer.afosto.fresh import FreshReads
 from consumer.afosto.http11 import Http11Client, RequestFailed
 from consumer.afosto.limiter import SharedLimiter, Sleep
 from consumer.afosto.operations import OperationName, document, invoice_request
@@ -109,6 +110,7 @@ class AfostoClient:
         self.limiter = limiter or SharedLimiter(concurrency=concurrency, sleep=sleep)
         self._http: Http11Client | None = None
         self._invoices: InvoiceBatcher | None = None
+        self._orders: FreshReads[Answer] | None = None
 
     def __repr__(self) -> str:
         return f"AfostoClient(url={self.url!r}, api_key=**********)"
@@ -129,6 +131,7 @@ class AfostoClient:
         # flight means ids pile up into large batches under load (fewer calls at Afosto).
         in_flight = max(1, min(4, self._concurrency // 4))
         self._invoices = InvoiceBatcher(self._fetch_invoices, max_in_flight=in_flight)
+        self._orders = FreshReads(self._send_order_query, on_shared=self._order_read_shared)
         return self
 
     async def __aexit__(
@@ -140,6 +143,9 @@ class AfostoClient:
         if self._invoices is not None:
             await self._invoices.close()  # before the connections its batches use
             self._invoices = None
+        if self._orders is not None:
+            await self._orders.close()
+            self._orders = None
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -147,8 +153,15 @@ class AfostoClient:
     # -- the AfostoApi port --------------------------------------------------------------
 
     async def order(self, order_id: str) -> Order | None:
-        """The order with actions, items and invoice item ids; None on NOT_FOUND."""
-        answer = await self._query("order", {"id": order_id})
+        """The order with actions, items and invoice item ids; None on NOT_FOUND.
+
+        Concurrent reads of one order share a request sent after each of them asked (fresh.py);
+        each try is shared, not the retried whole, so a failed try delays nobody's next one.
+        """
+        if self._orders is None:
+            raise RuntimeError("AfostoClient used outside `async with`")
+        orders = self._orders
+        answer = await self._retried(lambda: orders.get(order_id))
         return None if answer is None else model(Order, answer.data.get("order"), "order")
 
     async def invoice(self, invoice_id: str) -> Invoice | None:
@@ -181,6 +194,13 @@ class AfostoClient:
 
     # -- plumbing ------------------------------------------------------------------------
 
+    def _order_read_shared(self) -> None:
+        if self._metrics is not None:
+            self._metrics.child(self._metrics.afosto_reads_shared, "order").inc()
+
+    async def _send_order_query(self, order_id: str) -> Answer:
+        return await self._call("order", {"id": order_id}, mutation=False)
+
     async def _fetch_invoices(self, ids: Sequence[str]) -> dict[str, Result]:
         """One request for `ids` (one id: the plain `invoice` query); each id's own outcome."""
         query, variables, aliases = invoice_request(ids)
@@ -198,12 +218,16 @@ class AfostoClient:
         aliases: Collection[str] = (),
     ) -> Answer | None:
         """The answer to a query, retried on Transient; None when Afosto says NOT_FOUND."""
+        return await self._retried(
+            lambda: self._call(operation, variables, mutation=False, query=query, aliases=aliases)
+        )
+
+    async def _retried(self, send: Callable[[], Awaitable[Answer]]) -> Answer | None:
+        """`send()` retried on Transient; None when Afosto says NOT_FOUND."""
         try:
             async for attempt in self._retrying(lambda e: isinstance(e, Transient)):
                 with attempt:
-                    return await self._call(
-                        operation, variables, mutation=False, query=query, aliases=aliases
-                    )
+                    return await send()
         except NotFound:
             return None
         raise AssertionError("unreachable: tenacity re-raises the last error")

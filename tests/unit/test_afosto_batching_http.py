@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
+import sandbox
+from consumer.afosto import AfostoClient
 from consumer.afosto.operations import document
 from consumer.metrics import Metrics
 from handlers.errors import RateLimited, Systemic, Transient
@@ -154,3 +157,25 @@ async def test_not_found_for_everybody_is_none_for_everybody() -> None:
     async with client_for(reply) as (client, script, _):
         assert list(await asyncio.gather(client.invoice("a"), client.invoice("b"))) == [None, None]
     assert len(script.requests) == 1
+
+
+# -- fresh shared order reads against the sandbox -------------------------------------------
+
+
+async def test_a_burst_of_order_reads_costs_two_calls_and_joiners_see_a_later_change() -> None:
+    metrics = Metrics()
+    async with (
+        sandbox.running(faults={"latency_ms": 150.0}) as sb,
+        AfostoClient(sb.graphql_url, SecretStr(sb.api_key), metrics=metrics) as client,
+    ):
+        order = new_order(sb)
+        first = asyncio.ensure_future(client.order(order.id))
+        await asyncio.sleep(0.05)  # the first read is out, asked for before the shipment
+        shipped = sb.store.ship(order.id)
+        burst = await asyncio.gather(*(client.order(order.id) for _ in range(6)))
+        assert await first is not None  # may or may not show it: the sandbox waits, then reads
+        assert all(o is not None and o.invoiceable_ids == tuple(sorted(shipped)) for o in burst)
+        calls = sum(n for (op, _), n in sb.ledger.calls.items() if op == "order")
+        assert calls == 2
+        shared = metrics.registry.get_sample_value
+        assert shared("invoicer_afosto_reads_shared_total", {"operation": "order"}) == 5
