@@ -119,6 +119,23 @@ async def service_processes(
         yield tuple(children)
 
 
+async def metric_samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample of `name` (a counter's `_total`, say) on the service's /metrics."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        text = await response.text()
+    found = []
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        labels, value = line[len(name) + 1 :].rsplit("} ", 1)
+        pairs = (item.split("=", 1) for item in labels.split(",") if "=" in item)
+        found.append(({k: v.strip('"') for k, v in pairs}, float(value)))
+    return found
+
+
 async def metric_sums(port: int, name: str, label: str) -> dict[str, tuple[float, float]]:
     """`label` value → (sum, count) of histogram `name` on the service's /metrics."""
     async with (

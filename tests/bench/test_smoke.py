@@ -126,6 +126,9 @@ def test_backlog_reports_rss_and_drain_rate(broker_url: str) -> None:
     assert result["complete"] is True
     assert result["drained"] == 400
     assert result["invoices"] == 20
+    # Every trigger reads the order, alone or sharing a read with others for the same order.
+    assert 20 <= result["order_calls"] <= 400
+    assert result["order_calls_per_trigger"] == round(result["order_calls"] / 400, 3)
     assert result["rss_peak_mb"] >= result["rss_start_mb"] > 0
     assert {"rss_end_mb", "rss_growth_mb", "drain_per_s", "publish_s"} <= set(result)
 

@@ -33,7 +33,8 @@ def invoiced(sb: Any, count: int) -> list[str]:
 
 
 async def test_concurrent_reads_share_requests_at_the_sandbox_with_not_found_per_alias() -> None:
-    async with afosto() as (sb, client):
+    # PDFs far off: a read repeated later must find the same invoice (no pdf_url meanwhile).
+    async with afosto(faults={"pdf_delay_min_s": 60.0, "pdf_delay_max_s": 60.0}) as (sb, client):
         ids = invoiced(sb, 30)
         asked = [*ids[:10], "no-such-invoice", *ids[10:]]
         found = await asyncio.gather(*(client.invoice(i) for i in asked))
