@@ -96,6 +96,18 @@ async def _cancel(task: asyncio.Task[TrafficStats]) -> None:
         await task  # its failure, if any, was reported through the result already
 
 
+def honour_lost_cancel() -> None:
+    """Raise CancelledError if this task was asked to stop and the request got lost.
+
+    On Python 3.11, `asyncio.wait_for` (aio-pika and aiormq await their RPCs through it) returns
+    the inner result when a cancel lands just as that result arrives, dropping the
+    cancellation; the request stays counted on the task, so checking it makes Ctrl-C stick.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _pipeline_queues(topology: Topology) -> list[str]:
     return [q.name for q in topology.queues if q.name != topology.dead_queue]
 
@@ -153,10 +165,12 @@ class Run:
             traffic_task = asyncio.create_task(traffic.run())
             # Unwinds before the sandbox and the service close, also on Ctrl-C.
             stack.push_async_callback(_cancel, traffic_task)
+            honour_lost_cancel()
             finished = await self._follow(connection, sb, watcher, traffic, traffic_task)
             await watcher.wait_downloads()
             dead_letters = await read_dead_letters(connection, self.topology.dead_queue)
             leftover = (await queue_depths(connection, _pipeline_queues(self.topology))).total
+            honour_lost_cancel()
             report = self._report(sb, watcher, traffic, dead_letters, leftover)
             report.finished = finished
         report.seconds = time.monotonic() - started
@@ -176,6 +190,7 @@ class Run:
         quiet_checks = 0
         with self._live(view) as live:
             while time.monotonic() < deadline:
+                honour_lost_cancel()
                 await asyncio.sleep(0.5)
                 depths = await queue_depths(connection, _pipeline_queues(self.topology))
                 dead = (await queue_depths(connection, [self.topology.dead_queue])).total

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from rich.console import Console
 
 from consumer.demo import parse_args
 from consumer.demo.report import DemoReport, summary_table
-from consumer.demo.run import service_settings
+from consumer.demo.run import honour_lost_cancel, service_settings
 from consumer.demo.traffic import TrafficStats
 from consumer.demo.watch import Created, Observed, percentile
 from consumer.settings import load_settings
@@ -131,3 +133,30 @@ def test_demo_settings_keep_the_operators_tuning_but_use_their_own_names() -> No
     assert demo.afosto.api_key.get_secret_value() != "real-key"
     assert (demo.http.host, demo.http.port) == ("127.0.0.1", 18080)
     assert demo.testing.crash_at is None
+
+
+async def test_a_cancel_that_a_library_swallowed_still_stops_the_demo() -> None:
+    # Python 3.11's asyncio.wait_for returns its result when a cancel lands as it arrives;
+    # the demo re-checks the task's pending cancel requests so that Ctrl-C sticks.
+    reached: list[str] = []
+
+    async def swallowing_rpc() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+
+    async def demo_step() -> None:
+        await swallowing_rpc()
+        reached.append("after the swallowed cancel")
+        honour_lost_cancel()
+        reached.append("went on anyway")
+
+    task = asyncio.create_task(demo_step())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert reached == ["after the swallowed cancel"]
+
+
+async def test_an_uncancelled_task_goes_on() -> None:
+    honour_lost_cancel()  # nothing pending: no error
