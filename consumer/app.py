@@ -101,6 +101,10 @@ async def running(
             if controller is not None:
                 controller.systemic(systemic_reason(exc), exc.detail)
 
+        def on_unroutable(detail: str) -> None:
+            if controller is not None:
+                controller.systemic("output_unroutable", detail)
+
         api = await stack.enter_async_context(
             AfostoClient(
                 settings.afosto.url,
@@ -138,6 +142,7 @@ async def running(
             ),
             metrics=metrics,
             on_systemic=on_systemic,
+            on_unroutable=on_unroutable,
             crash=crash,
         )
         consumers = Consumers(

@@ -1,7 +1,11 @@
-"""The Afosto circuit: a systemic failure pauses consumption, a probe with backoff resumes it.
+"""The circuit: a systemic failure pauses consumption, a probe with backoff resumes it.
 
 UNAUTHORIZED/FORBIDDEN from Afosto, or failures sustained for a while, would otherwise burn
 every message's retries into the dead-letter queue; paused, the messages wait in their queues.
+An output the broker returns as unroutable (nobody bound a queue to the output exchange yet)
+pauses the same way. AMQP cannot ask whether a publish would route without making it, so
+that pause has no probe: consumption resumes after a wait, the next delivery tries for real,
+and each pause in a row waits twice as long (up to `probe_max`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from consumer.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-PauseReason = Literal["unauthorized", "forbidden", "api_down"]
+PauseReason = Literal["unauthorized", "forbidden", "api_down", "output_unroutable"]
 Probe = Callable[[], Awaitable[None]]
 """One cheap authenticated Afosto call; returns when the API answers normally, raises otherwise."""
 
@@ -72,6 +76,8 @@ class Circuit:
         self.paused = False
         self._failing_since: float | None = None
         self._failures = 0
+        self._unroutable_pauses = 0  # in a row: each waits twice as long
+        self._unroutable_resumed_at = float("-inf")
 
     def open(self, reason: PauseReason, detail: str = "") -> None:
         """Open the circuit (idempotent): pause consumers and probe until Afosto recovers."""
@@ -80,8 +86,9 @@ class Circuit:
         self.open_reason = reason
         self._metrics.circuit_open.set(1)
         self._metrics.pauses.labels(reason=reason).inc()
-        log.error("pausing consumption: afosto %s %s", reason, detail[:200])
-        self._spawn(self._trip())
+        source = "broker" if reason == "output_unroutable" else "afosto"
+        log.error("pausing consumption: %s %s %s", source, reason, detail[:200])
+        self._spawn(self._trip(reason))
 
     def api_result(self, ok: bool) -> None:
         """Feed every Afosto round trip here; sustained failure opens the circuit."""
@@ -96,12 +103,40 @@ class Circuit:
         if sustained and self._failures >= self._config.api_down_min_failures:
             self.open("api_down", f"{self._failures} failures in a row")
 
-    async def _trip(self) -> None:
+    async def _trip(self, reason: PauseReason) -> None:
         async with self._lock:
             self._before_pause()
             await self._until_done(self._consumers.pause, "pause")
             self.paused = True
             self._metrics.paused.set(1)
+        if reason == "output_unroutable":
+            await asyncio.sleep(self._unroutable_wait())
+        else:
+            await self._until_afosto_answers()
+        async with self._lock:
+            await self._until_done(self._consumers.resume, "resume")
+            self.paused = False
+            self._metrics.paused.set(0)
+        if reason == "output_unroutable":
+            self._unroutable_resumed_at = time.monotonic()
+        self.open_reason = None
+        self._failing_since, self._failures = None, 0
+        self._metrics.circuit_open.set(0)
+        if reason == "output_unroutable":
+            log.warning("consumption resumed: trying the output exchange again")
+        else:
+            log.warning("afosto answers again: consumption resumed")
+
+    def _unroutable_wait(self) -> float:
+        """Seconds to stay paused: doubling while pauses follow each other within `probe_max`."""
+        if time.monotonic() - self._unroutable_resumed_at > self._config.probe_max:
+            self._unroutable_pauses = 0
+        doubled = self._config.probe_initial * 2.0 ** min(self._unroutable_pauses, 30)
+        self._unroutable_pauses += 1
+        wait = min(self._config.probe_max, doubled)
+        return wait
+
+    async def _until_afosto_answers(self) -> None:
         initial = self._config.probe_initial
         retrying = AsyncRetrying(
             wait=wait_exponential_jitter(
@@ -115,14 +150,6 @@ class Circuit:
         async for attempt in retrying:
             with attempt:
                 await self._probe_once()
-        async with self._lock:
-            await self._until_done(self._consumers.resume, "resume")
-            self.paused = False
-            self._metrics.paused.set(0)
-        self.open_reason = None
-        self._failing_since, self._failures = None, 0
-        self._metrics.circuit_open.set(0)
-        log.warning("afosto answers again: consumption resumed")
 
     async def _probe_once(self) -> None:
         try:

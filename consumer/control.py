@@ -97,7 +97,8 @@ class Controller:
         return self._circuit.paused
 
     def systemic(self, reason: PauseReason, detail: str = "") -> None:
-        """Open the circuit (idempotent): pause consumers and probe until Afosto recovers."""
+        """Open the circuit (idempotent): pause consumers until a probe (or, for an unroutable
+        output, a growing wait) says to try again."""
         self._circuit.open(reason, detail)
 
     def api_result(self, ok: bool) -> None:
@@ -188,13 +189,20 @@ class Controller:
     async def readiness(self) -> Sequence[Check]:
         """Broker reachable, every consumer registered (asked of the broker), circuit closed."""
         reason = self._circuit.open_reason
+        unroutable = reason == "output_unroutable"
+        afosto = None if unroutable else reason
         checks = [
             Check(
                 "afosto",
-                reason is None,
-                {"circuit": "open" if reason else "closed", "reason": reason},
+                afosto is None,
+                {"circuit": "open" if afosto else "closed", "reason": afosto},
             ),
-            Check("consuming", not self._circuit.paused, {"paused": self._circuit.paused}),
+            # Why it is paused, when not Afosto's fault: the output exchange routes nowhere.
+            Check(
+                "consuming",
+                not self._circuit.paused,
+                {"paused": self._circuit.paused, "reason": reason if unroutable else None},
+            ),
         ]
         expected = self._expected()
         try:

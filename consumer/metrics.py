@@ -155,7 +155,8 @@ class Metrics:
         )
         self.pauses = Counter(
             "invoicer_pauses",
-            "Times consumption was paused, by reason (unauthorized, forbidden, api_down).",
+            "Times consumption was paused, by reason (unauthorized, forbidden, api_down, "
+            "output_unroutable).",
             ["reason"],
             registry=r,
         )

@@ -9,6 +9,9 @@ parse → handle → publish the handler's outputs in order, each confirmed → 
   quorum queue's delivery limit is not spent by an outage; the tier keeps the copy away until
   the pause has taken effect, instead of racing it back into this consumer or spinning it
   through other replicas).
+- Unroutable (an output the broker returned: nobody bound a queue to the output exchange):
+  systemic too, the same pause and park. Retried at once, every delivery would repeat its
+  Afosto calls until x-delivery-limit dead-letters it; paused, the messages wait.
 - PublishFailed (the broker did not confirm what we had to publish), or a bug outside the
   handler: reject with requeue, a failed delivery that the queue's x-delivery-limit counts.
 An intent or PDF check for an invoice this process already announced is acked as a duplicate
@@ -33,6 +36,7 @@ from consumer.amqp.publisher import (
     ATTEMPT_HEADER,
     Publisher,
     PublishFailed,
+    Unroutable,
     carried_headers,
     type_name,
 )
@@ -74,6 +78,7 @@ class Processor:
         config: LoopConfig,
         metrics: Metrics | None = None,
         on_systemic: Callable[[Systemic], None] = lambda exc: None,
+        on_unroutable: Callable[[str], None] = lambda detail: None,
         crash: Callable[[CrashPoint], None] = no_crash,
     ) -> None:
         self._topology = topology
@@ -82,6 +87,7 @@ class Processor:
         self._config = config
         self._metrics = metrics
         self._on_systemic = on_systemic
+        self._on_unroutable = on_unroutable
         self._crash = crash
         self._slots = asyncio.Semaphore(config.concurrency)
         self._confirmed = Confirmed()
@@ -139,6 +145,8 @@ class Processor:
                 gauge.inc()
             try:
                 fate = await self._decide(message, route, queue, attempt, summary)
+            except Unroutable as exc:
+                fate = await self._unroutable(message, route, attempt, str(exc))
             except PublishFailed as exc:
                 fate = await _give_back(message, "publish_failed", str(exc))
             except Exception as exc:  # say, an output that does not serialise: never leak it
@@ -221,6 +229,17 @@ class Processor:
         self._crash("after_publish_before_ack")
         await _settle(message.ack())
         return Fate("acked")
+
+    async def _unroutable(
+        self, message: AbstractIncomingMessage, route: Route, attempt: int, detail: str
+    ) -> Fate:
+        """Pause (systemic) and park the delivery, as for Afosto refusing our key."""
+        self._on_unroutable(detail)
+        try:
+            await self._republish(message, route, attempt, delay=self._topology.tiers[0])
+        except PublishFailed as exc:
+            return await _give_back(message, "publish_failed", str(exc))
+        return Fate("requeued", "unroutable", detail)
 
     def _already_issued(self, forward: Forward) -> bool:
         """An intent for an invoice this process already announced adds nothing."""

@@ -12,6 +12,7 @@ from typing import Literal, TypeGuard
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from aiormq.abc import DeliveredMessage
+from aiormq.exceptions import PublishError
 from pamqp.commands import Basic
 
 from consumer.amqp.topology import Topology
@@ -46,6 +47,10 @@ Role = Literal["output", "input", "internal"]
 
 class PublishFailed(Exception):
     """The broker did not confirm the message (nack, return, timeout, or connection lost)."""
+
+
+class Unroutable(PublishFailed):
+    """The broker returned a mandatory publish: no queue is bound for its routing key."""
 
 
 class Publisher:
@@ -105,13 +110,16 @@ class Publisher:
                     mandatory=True,
                     timeout=self._timeout,
                 )
+        except PublishError as exc:  # returned (the channel raises on returns): no route
+            where = f"{exchange or '(default)'}/{routing_key}"
+            raise Unroutable(f"unroutable: {where} has no bound queue ({exc})"[:300]) from exc
         except Exception as exc:  # aiormq raises several families; all mean "not confirmed"
             raise PublishFailed(
                 f"publish to {exchange or '(default)'}/{routing_key} failed: "
                 f"{type_name(exc)} {exc}"[:300]
             ) from exc
         if isinstance(result, DeliveredMessage):  # returned: no queue bound for this key
-            raise PublishFailed(f"unroutable: {exchange}/{routing_key} has no bound queue")
+            raise Unroutable(f"unroutable: {exchange}/{routing_key} has no bound queue")
         if self._metrics is not None:
             self._metrics.child(self._metrics.events_published, role, routing_key).inc()
 

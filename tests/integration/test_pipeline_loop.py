@@ -200,13 +200,39 @@ async def test_systemic_returns_the_delivery_and_pauses(
     assert await dead_letters(amqp, f"{prefix}.dead") == []
 
 
-@pytest.mark.parametrize("do", ["ok", "unserialisable"])
-async def test_an_output_that_cannot_be_published_is_never_acked(
-    service_env: dict[str, str], amqp: AbstractRobustConnection, prefix: str, do: str
+async def test_an_unroutable_output_pauses_until_a_queue_is_bound(
+    service_env: dict[str, str], amqp: AbstractRobustConnection, prefix: str
 ) -> None:
-    """An output with no queue bound (never confirmed) or that does not serialise: the delivery
-    goes back as a failed attempt until x-delivery-limit moves it to the dead queue."""
+    """Nobody bound a queue to the output exchange yet: the service pauses and says why, instead
+    of repeating each delivery's work until x-delivery-limit dead-letters it; once a queue is
+    bound, the parked delivery goes through and its event is published."""
     calls.clear()
+    env = _env(service_env, INVOICER_DELIVERY_LIMIT="2")
+    async with service(env, routes=ROUTES, http=False) as app:
+        await _send(amqp, f"{prefix}.in", Job(id="u", do="ok").model_dump_json().encode(), "u")
+        await eventually(lambda: app.controller.paused, what="the pause")
+        checks = {c.name: c for c in await app.controller.readiness()}
+        assert checks["consuming"].ok is False
+        assert checks["consuming"].detail == {"paused": True, "reason": "output_unroutable"}
+        assert checks["afosto"].ok is True  # Afosto is not to blame
+        async with capture(amqp, f"{prefix}.out", f"{prefix}.capture") as out:
+            await eventually(lambda: bool(out.messages), within=30, what="the event, once bound")
+            await eventually(lambda: not app.controller.paused, what="consumption to resume")
+        checks = {c.name: c for c in await app.controller.readiness()}
+        assert checks["consuming"].detail == {"paused": False, "reason": None}
+    assert [m.body["id"] for m in out.messages] == ["u"]
+    # Parked by a fresh publish each time: the delivery limit (2) was never spent on it.
+    assert await dead_letters(amqp, f"{prefix}.dead") == []
+    assert 2 <= calls["u"] <= 4  # the first try, a retry or two after growing pauses, success
+
+
+async def test_an_output_that_does_not_serialise_is_never_acked(
+    service_env: dict[str, str], amqp: AbstractRobustConnection, prefix: str
+) -> None:
+    """An output that cannot be serialised: the delivery goes back as a failed attempt until
+    x-delivery-limit moves it to the dead queue."""
+    calls.clear()
+    do = "unserialisable"
     env = _env(service_env, INVOICER_DELIVERY_LIMIT="2")
     async with service(env, routes=ROUTES, http=False):
         await _send(amqp, f"{prefix}.in", Job(id="u", do=do).model_dump_json().encode(), "u")
