@@ -80,13 +80,16 @@ class Circuit:
         self._unroutable_resumed_at = float("-inf")
 
     def open(self, reason: PauseReason, detail: str = "") -> None:
-        """Open the circuit (idempotent): pause consumers and probe until Afosto recovers."""
+        """Open the circuit (idempotent): pause consumers until a probe says Afosto recovered
+        (for an unroutable output: until a growing wait has passed)."""
         if self.open_reason is not None:
             return
         self.open_reason = reason
-        self._metrics.circuit_open.set(1)
+        afosto = reason != "output_unroutable"
+        if afosto:  # invoicer_afosto_circuit_open blames Afosto; an unroutable output is ours
+            self._metrics.circuit_open.set(1)
         self._metrics.pauses.labels(reason=reason).inc()
-        source = "broker" if reason == "output_unroutable" else "afosto"
+        source = "afosto" if afosto else "broker"
         log.error("pausing consumption: %s %s %s", source, reason, detail[:200])
         self._spawn(self._trip(reason))
 
@@ -133,8 +136,7 @@ class Circuit:
             self._unroutable_pauses = 0
         doubled = self._config.probe_initial * 2.0 ** min(self._unroutable_pauses, 30)
         self._unroutable_pauses += 1
-        wait = min(self._config.probe_max, doubled)
-        return wait
+        return min(self._config.probe_max, doubled)
 
     async def _until_afosto_answers(self) -> None:
         initial = self._config.probe_initial

@@ -52,6 +52,7 @@ async def test_unroutable_pauses_resume_without_asking_afosto_and_wait_longer_in
         circuit.open("output_unroutable", "no queue bound")
         circuit.open("output_unroutable", "a second delivery, same moment")  # idempotent
         assert circuit.open_reason == "output_unroutable"
+        assert metrics.registry.get_sample_value("invoicer_afosto_circuit_open", {}) == 0
         async with asyncio.timeout(5):
             await asyncio.gather(*tasks)
         paused_for.append(time.monotonic() - started)
@@ -63,6 +64,7 @@ async def test_unroutable_pauses_resume_without_asking_afosto_and_wait_longer_in
         assert took >= least
     sample = metrics.registry.get_sample_value
     assert sample("invoicer_pauses_total", {"reason": "output_unroutable"}) == 4
+    assert sample("invoicer_afosto_circuit_open", {}) == 0  # never blamed on Afosto
     # A quiet spell longer than probe_max since the last resume: the next pause is short again.
     await asyncio.sleep(config.probe_max + 0.05)
     assert circuit._unroutable_wait() == config.probe_initial
