@@ -165,6 +165,8 @@ async def test_metrics_are_exposed_and_move(service: Service) -> None:
         "invoicer_handler_duration_seconds",
         "invoicer_afosto_calls_total",
         "invoicer_afosto_call_duration_seconds",
+        "invoicer_afosto_reads_shared_total",
+        "invoicer_pauses_total",
         "invoicer_invoices_created_total",
         "invoicer_invoiced_amount_cents_total",
         "invoicer_time_to_pdf_seconds",
