@@ -30,10 +30,13 @@ class Fetches:
         self.seconds = seconds
         self.gate = gate
         self.fail_next: BaseException | None = None
+        self.sent = asyncio.Condition()
 
     async def __call__(self, key: str) -> Read:
         read = Read(key, len(self.reads) + 1, time.monotonic())
         self.reads.append(read)
+        async with self.sent:
+            self.sent.notify_all()
         failure, self.fail_next = self.fail_next, None
         if self.gate is not None:
             await self.gate.wait()
@@ -74,7 +77,7 @@ async def test_callers_during_a_read_join_one_read_sent_after_it_returns() -> No
     gate = asyncio.Event()
     fetches = Fetches(gate=gate)
     shared: list[None] = []
-    reads = FreshReads(fetches, on_shared=lambda: shared.append(None))
+    reads = FreshReads(fetches, window=60.0, on_shared=lambda: shared.append(None))
     first = asyncio.ensure_future(reads.get("order-1"))
     await asyncio.sleep(0.01)  # the first read is out
     assert len(fetches.reads) == 1
@@ -86,6 +89,21 @@ async def test_callers_during_a_read_join_one_read_sent_after_it_returns() -> No
     assert [a.number for a in answers] == [1, 2, 2, 2]
     assert len(fetches.reads) == 2
     assert len(shared) == 2
+
+
+async def test_a_follow_up_waits_at_most_the_window_for_a_slow_read() -> None:
+    gate = asyncio.Event()  # the first read hangs until the end
+    fetches = Fetches(gate=gate)
+    reads = FreshReads(fetches, window=0.05)
+    first = asyncio.ensure_future(reads.get("order-1"))
+    await asyncio.sleep(0.01)
+    later = [asyncio.ensure_future(reads.get("order-1")) for _ in range(3)]
+    async with asyncio.timeout(5), fetches.sent:  # the follow-up goes while the first is out
+        await fetches.sent.wait_for(lambda: len(fetches.reads) >= 2)
+    gate.set()
+    answers = await settled(first, *later)
+    assert [a.number for a in answers] == [1, 2, 2, 2]
+    assert fetches.reads[1].sent_at - fetches.reads[0].sent_at >= 0.05
 
 
 async def test_other_keys_do_not_wait_or_share() -> None:
@@ -129,7 +147,7 @@ async def test_a_cancelled_caller_leaves_the_read_to_the_others() -> None:
 async def test_close_fails_waiting_callers_with_a_transient_error_and_refuses_new_ones() -> None:
     gate = asyncio.Event()
     fetches = Fetches(gate=gate)
-    reads = FreshReads(fetches)
+    reads = FreshReads(fetches, window=60.0)
     out = asyncio.ensure_future(reads.get("order-1"))
     await asyncio.sleep(0.01)
     follow = asyncio.ensure_future(reads.get("order-1"))
