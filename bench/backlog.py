@@ -66,7 +66,7 @@ async def _drained(
 
 async def _finished(port: int, queue: str) -> int:
     samples = await metric_samples(port, "invoicer_messages_total")
-    return int(sum(value for labels, value in samples if labels.get("queue") == queue))
+    return int(sum(value for _, labels, value in samples if labels.get("queue") == queue))
 
 
 def _order_calls(ledger: dict[str, Any]) -> int:

@@ -119,8 +119,9 @@ async def service_processes(
         yield tuple(children)
 
 
-async def metric_samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:
-    """Every sample of `name` (a counter's `_total`, say) on the service's /metrics."""
+async def metric_samples(port: int, *names: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every labelled sample of `names` (full sample names: `x_total`, `x_sum`...) on the
+    service's /metrics, as (name, labels, value)."""
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"http://127.0.0.1:{port}/metrics") as response,
@@ -128,25 +129,19 @@ async def metric_samples(port: int, name: str) -> list[tuple[dict[str, str], flo
         text = await response.text()
     found = []
     for line in text.splitlines():
-        if not line.startswith(name + "{"):
+        name, brace, rest = line.partition("{")
+        if not brace or name not in names:
             continue
-        labels, value = line[len(name) + 1 :].rsplit("} ", 1)
+        labels, value = rest.rsplit("} ", 1)
         pairs = (item.split("=", 1) for item in labels.split(",") if "=" in item)
-        found.append(({k: v.strip('"') for k, v in pairs}, float(value)))
+        found.append((name, {k: v.strip('"') for k, v in pairs}, float(value)))
     return found
 
 
 async def metric_sums(port: int, name: str, label: str) -> dict[str, tuple[float, float]]:
     """`label` value → (sum, count) of histogram `name` on the service's /metrics."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{port}/metrics") as response,
-    ):
-        text = await response.text()
     found: dict[str, list[float]] = {}
-    for line in text.splitlines():
-        for suffix, slot in (("_sum{", 0), ("_count{", 1)):
-            if line.startswith(name + suffix):
-                value = line[line.index(f'{label}="') + len(label) + 2 :].split('"', 1)[0]
-                found.setdefault(value, [0.0, 0.0])[slot] = float(line.rsplit(" ", 1)[1])
+    for sample, labels, value in await metric_samples(port, f"{name}_sum", f"{name}_count"):
+        slot = 0 if sample.endswith("_sum") else 1
+        found.setdefault(labels[label], [0.0, 0.0])[slot] = value
     return {k: (v[0], v[1]) for k, v in found.items()}

@@ -112,7 +112,8 @@ class Circuit:
             await self._until_done(self._consumers.pause, "pause")
             self.paused = True
             self._metrics.paused.set(1)
-        if reason == "output_unroutable":
+        unroutable = reason == "output_unroutable"
+        if unroutable:
             await asyncio.sleep(self._unroutable_wait())
         else:
             await self._until_afosto_answers()
@@ -120,12 +121,11 @@ class Circuit:
             await self._until_done(self._consumers.resume, "resume")
             self.paused = False
             self._metrics.paused.set(0)
-        if reason == "output_unroutable":
-            self._unroutable_resumed_at = time.monotonic()
         self.open_reason = None
         self._failing_since, self._failures = None, 0
         self._metrics.circuit_open.set(0)
-        if reason == "output_unroutable":
+        if unroutable:
+            self._unroutable_resumed_at = time.monotonic()
             log.warning("consumption resumed: trying the output exchange again")
         else:
             log.warning("afosto answers again: consumption resumed")

@@ -203,7 +203,7 @@ class Processor:
             return await self._dead(message, queue, exc.reason, exc.detail)
         except Systemic as exc:
             self._on_systemic(exc)
-            await self._republish(message, route, attempt, delay=self._topology.tiers[0])
+            await self._park(message, route, attempt)
             return Fate("requeued", "systemic", exc.detail)
         except Transient as exc:
             return await self._retry(message, route, queue, attempt, exc)
@@ -236,10 +236,14 @@ class Processor:
         """Pause (systemic) and park the delivery, as for Afosto refusing our key."""
         self._on_unroutable(detail)
         try:
-            await self._republish(message, route, attempt, delay=self._topology.tiers[0])
+            await self._park(message, route, attempt)
         except PublishFailed as exc:
             return await _give_back(message, "publish_failed", str(exc))
         return Fate("requeued", "unroutable", detail)
+
+    async def _park(self, message: AbstractIncomingMessage, route: Route, attempt: int) -> None:
+        """Back to its queue untouched, through the shortest tier: after the pause took effect."""
+        await self._republish(message, route, attempt, delay=self._topology.tiers[0])
 
     def _already_issued(self, forward: Forward) -> bool:
         """An intent for an invoice this process already announced adds nothing."""

@@ -53,6 +53,10 @@ class Unroutable(PublishFailed):
     """The broker returned a mandatory publish: no queue is bound for its routing key."""
 
 
+def _where(exchange: str, routing_key: str) -> str:
+    return f"{exchange or '(default)'}/{routing_key}"
+
+
 class Publisher:
     """Publishes on one confirm channel; all routing decisions come from the `Topology`."""
 
@@ -111,15 +115,13 @@ class Publisher:
                     timeout=self._timeout,
                 )
         except PublishError as exc:  # returned (the channel raises on returns): no route
-            where = f"{exchange or '(default)'}/{routing_key}"
+            where = _where(exchange, routing_key)
             raise Unroutable(f"unroutable: {where} has no bound queue ({exc})"[:300]) from exc
         except Exception as exc:  # aiormq raises several families; all mean "not confirmed"
-            raise PublishFailed(
-                f"publish to {exchange or '(default)'}/{routing_key} failed: "
-                f"{type_name(exc)} {exc}"[:300]
-            ) from exc
-        if isinstance(result, DeliveredMessage):  # returned: no queue bound for this key
-            raise Unroutable(f"unroutable: {exchange}/{routing_key} has no bound queue")
+            where = _where(exchange, routing_key)
+            raise PublishFailed(f"publish to {where} failed: {type_name(exc)} {exc}"[:300]) from exc
+        if isinstance(result, DeliveredMessage):  # returned, on a channel that does not raise
+            raise Unroutable(f"unroutable: {_where(exchange, routing_key)} has no bound queue")
         if self._metrics is not None:
             self._metrics.child(self._metrics.events_published, role, routing_key).inc()
 
